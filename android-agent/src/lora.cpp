@@ -1,0 +1,208 @@
+// LoRA adapter storage, naming, SET/GET_LORA validation, gradient norm and AdamW (docs/protocol.md).
+#include "lora.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "confidant/ref_ops.h"
+
+namespace confidant::agent {
+
+namespace {
+
+void module_dims(const StageConfig& c, LoraModule m, int* in, int* out) {
+  const int H = static_cast<int>(c.hidden_size), I = static_cast<int>(c.intermediate_size);
+  const int Q = static_cast<int>(c.q_dim()), KV = static_cast<int>(c.kv_dim());
+  switch (m) {
+    case kQ: *in = H, *out = Q; break;
+    case kK:
+    case kV: *in = H, *out = KV; break;
+    case kO: *in = Q, *out = H; break;
+    case kGate:
+    case kUp: *in = H, *out = I; break;
+    case kDown: *in = I, *out = H; break;
+    default: *in = *out = 0; break;
+  }
+}
+
+std::string shape_str(const std::vector<uint32_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+const char* lora_module_path(LoraModule m) {
+  switch (m) {
+    case kQ: return "self_attn.q_proj";
+    case kK: return "self_attn.k_proj";
+    case kV: return "self_attn.v_proj";
+    case kO: return "self_attn.o_proj";
+    case kGate: return "mlp.gate_proj";
+    case kUp: return "mlp.up_proj";
+    case kDown: return "mlp.down_proj";
+    default: return "?";
+  }
+}
+
+std::string LoraSet::tensor_name(uint32_t layer, LoraModule m, bool is_b) {
+  return "model.layers." + std::to_string(layer) + "." + lora_module_path(m) + (is_b ? ".lora_B" : ".lora_A");
+}
+
+uint64_t LoraSet::bytes_needed(const StageConfig& c, uint32_t rank, uint32_t target_mask, bool train_a) {
+  if (rank == 0) return 0;
+  uint64_t total = 0;
+  for (int m = 0; m < kNumLoraModules; ++m) {
+    if (!(target_mask & (1u << m))) continue;
+    int in = 0, out = 0;
+    module_dims(c, static_cast<LoraModule>(m), &in, &out);
+    const uint64_t a = uint64_t(rank) * in, b = uint64_t(out) * rank;
+    // B: value, grad, m, v. A: value, plus grad, m, v when trainable.
+    total += (4 * b + (train_a ? 4 : 1) * a) * sizeof(float);
+  }
+  return total * (c.layer_end - c.layer_start);
+}
+
+LoraSet::LoraSet(const StageConfig& c, uint32_t rank, float alpha, uint32_t target_mask, bool train_a)
+    : rank_(rank), scale_(rank ? alpha / static_cast<float>(rank) : 0.0f), train_a_(train_a) {
+  if (rank == 0) return;
+  for (uint32_t layer = c.layer_start; layer < c.layer_end; ++layer) {
+    for (int m = 0; m < kNumLoraModules; ++m) {
+      if (!(target_mask & (1u << m))) continue;
+      LoraAdapter a;
+      a.layer = layer;
+      a.module = static_cast<LoraModule>(m);
+      module_dims(c, a.module, &a.in, &a.out);
+      const size_t na = size_t(rank) * a.in, nb = size_t(a.out) * rank;
+      a.A.assign(na, 0.0f);
+      a.B.assign(nb, 0.0f);
+      a.dB.assign(nb, 0.0f);
+      a.mB.assign(nb, 0.0f);
+      a.vB.assign(nb, 0.0f);
+      if (train_a) {
+        a.dA.assign(na, 0.0f);
+        a.mA.assign(na, 0.0f);
+        a.vA.assign(na, 0.0f);
+      }
+      adapters_.push_back(std::move(a));
+    }
+  }
+}
+
+const LoraAdapter* LoraSet::find(uint32_t layer, LoraModule m) const {
+  for (const LoraAdapter& a : adapters_) {
+    if (a.layer == layer && a.module == m) return &a;
+  }
+  return nullptr;
+}
+
+LoraAdapter* LoraSet::find(uint32_t layer, LoraModule m) {
+  return const_cast<LoraAdapter*>(static_cast<const LoraSet*>(this)->find(layer, m));
+}
+
+uint64_t LoraSet::param_count() const {
+  uint64_t n = 0;
+  for (const LoraAdapter& a : adapters_) n += a.A.size() + a.B.size();
+  return n;
+}
+
+uint64_t LoraSet::bytes() const {
+  uint64_t n = 0;
+  for (const LoraAdapter& a : adapters_) {
+    n += (a.A.size() + a.B.size() + a.dA.size() + a.dB.size() + a.mA.size() + a.vA.size() + a.mB.size() +
+          a.vB.size()) *
+         sizeof(float);
+  }
+  return n;
+}
+
+void LoraSet::set(const std::vector<NamedTensor>& tensors) {
+  std::map<std::string, const Tensor*> by_name;
+  for (const NamedTensor& nt : tensors) {
+    if (!by_name.emplace(nt.name, &nt.tensor).second) throw LoraError("SET_LORA: tensor '" + nt.name + "' appears twice");
+  }
+  // Validate everything before changing anything, so a rejected SET_LORA leaves the adapters as they were.
+  size_t matched = 0;
+  for (const LoraAdapter& a : adapters_) {
+    for (int is_b = 0; is_b < 2; ++is_b) {
+      const std::string name = tensor_name(a.layer, a.module, is_b);
+      auto it = by_name.find(name);
+      if (it == by_name.end()) throw LoraError("SET_LORA: tensor '" + name + "' is missing");
+      const Tensor& t = *it->second;
+      const std::vector<uint32_t> want =
+          is_b ? std::vector<uint32_t>{uint32_t(a.out), rank_} : std::vector<uint32_t>{rank_, uint32_t(a.in)};
+      if (t.dtype != DType::F32 || t.dims != want) {
+        throw LoraError("SET_LORA: tensor '" + name + "' is " + t.shape_string() + ", expected f32 " +
+                        shape_str(want));
+      }
+      ++matched;
+    }
+  }
+  if (matched != by_name.size()) {
+    for (const auto& kv : by_name) {
+      bool known = false;
+      for (const LoraAdapter& a : adapters_) {
+        known = known || kv.first == tensor_name(a.layer, a.module, false) ||
+                kv.first == tensor_name(a.layer, a.module, true);
+      }
+      if (!known) throw LoraError("SET_LORA: tensor '" + kv.first + "' is not a LoRA tensor of this stage");
+    }
+  }
+  for (LoraAdapter& a : adapters_) {
+    const Tensor& ta = *by_name[tensor_name(a.layer, a.module, false)];
+    const Tensor& tb = *by_name[tensor_name(a.layer, a.module, true)];
+    std::memcpy(a.A.data(), ta.data.data(), ta.data.size());
+    std::memcpy(a.B.data(), tb.data.data(), tb.data.size());
+    std::fill(a.mA.begin(), a.mA.end(), 0.0f);
+    std::fill(a.vA.begin(), a.vA.end(), 0.0f);
+    std::fill(a.mB.begin(), a.mB.end(), 0.0f);
+    std::fill(a.vB.begin(), a.vB.end(), 0.0f);
+  }
+  zero_grad();
+}
+
+std::vector<NamedTensor> LoraSet::get(bool with_grads) const {
+  std::vector<NamedTensor> out;
+  const uint32_t r = rank_;
+  for (const LoraAdapter& a : adapters_) {
+    const std::string na = tensor_name(a.layer, a.module, false), nb = tensor_name(a.layer, a.module, true);
+    out.push_back({na, Tensor::make_f32({r, uint32_t(a.in)}, a.A.data())});
+    if (with_grads && train_a_) out.push_back({na + ".grad", Tensor::make_f32({r, uint32_t(a.in)}, a.dA.data())});
+    out.push_back({nb, Tensor::make_f32({uint32_t(a.out), r}, a.B.data())});
+    if (with_grads) out.push_back({nb + ".grad", Tensor::make_f32({uint32_t(a.out), r}, a.dB.data())});
+  }
+  return out;
+}
+
+void LoraSet::zero_grad() {
+  for (LoraAdapter& a : adapters_) {
+    std::fill(a.dA.begin(), a.dA.end(), 0.0f);
+    std::fill(a.dB.begin(), a.dB.end(), 0.0f);
+  }
+}
+
+double LoraSet::grad_sum_squares() const {
+  double s = 0;
+  for (const LoraAdapter& a : adapters_) {
+    for (float g : a.dA) s += double(g) * g;
+    for (float g : a.dB) s += double(g) * g;
+  }
+  return s;
+}
+
+void LoraSet::optim_step(const OptimStepRequest& s) {
+  const int t = static_cast<int>(s.step);
+  for (LoraAdapter& a : adapters_) {
+    if (train_a_) {
+      ref::adamw_step(a.A.data(), a.dA.data(), a.mA.data(), a.vA.data(), a.A.size(), s.lr, s.beta1, s.beta2, s.eps,
+                      s.weight_decay, t, s.grad_scale);
+    }
+    ref::adamw_step(a.B.data(), a.dB.data(), a.mB.data(), a.vB.data(), a.B.size(), s.lr, s.beta1, s.beta2, s.eps,
+                    s.weight_decay, t, s.grad_scale);
+  }
+  zero_grad();
+}
+
+}  // namespace confidant::agent

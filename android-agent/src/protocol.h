@@ -1,0 +1,194 @@
+// Commands of protocol version 1 (docs/protocol.md): codes, error codes and the typed payload of every request and
+// reply, with decode/encode in both directions (the agent decodes requests; tests and tools decode replies).
+// Not the socket loop (server.h) nor what the commands do (agent.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wire.h"
+
+namespace confidant::agent {
+
+constexpr uint32_t kProtocolVersion = 1;
+constexpr uint16_t kReplyBit = 0x8000;
+constexpr uint16_t kErrorKind = 0xFFFF;
+
+enum class Cmd : uint16_t {
+  Hello = 0x0001,
+  LoadStage = 0x0002,
+  SetLora = 0x0003,
+  Forward = 0x0004,
+  Backward = 0x0005,
+  GradNorm = 0x0006,
+  OptimStep = 0x0007,
+  GetLora = 0x0008,
+  Stats = 0x0009,
+  Shutdown = 0x000A,
+  ZeroGrad = 0x000B,
+};
+const char* cmd_name(uint16_t code);  // "HELLO", ... or nullptr when unknown
+bool is_known_cmd(uint16_t code);
+
+enum class ErrorCode : uint32_t {
+  BadFrame = 1,
+  HandshakeRequired = 2,
+  AuthFailed = 3,
+  VersionMismatch = 4,
+  UnknownCommand = 5,
+  BadArgument = 6,
+  LoadFailed = 7,
+  OutOfMemory = 8,
+  NotLoaded = 9,
+  Internal = 10,
+};
+const char* error_name(ErrorCode code);
+// Whether the agent closes the connection after sending this error.
+bool error_closes_connection(ErrorCode code);
+
+struct Frame {
+  FrameHeader header;
+  std::vector<uint8_t> payload;
+};
+std::vector<uint8_t> encode_frame(const Frame& f);  // header + payload
+
+// ---- payloads ----
+struct HelloRequest {
+  uint32_t protocol_version = kProtocolVersion;
+  std::string token;
+};
+struct HelloReply {
+  std::string agent_version;
+  uint32_t protocol_version = kProtocolVersion;
+  std::string abi;
+  uint32_t cpu_threads = 0;
+  uint64_t memory_budget_bytes = 0;
+  std::string backends;
+};
+
+// LOAD_STAGE target_mask bits, in the LoRA tensor order of the protocol.
+enum LoraModule : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumLoraModules };
+constexpr uint32_t kLoadFlagTrainA = 1u << 0;
+
+struct LoadStageRequest {
+  std::string path;
+  uint32_t lora_rank = 0;
+  float lora_alpha = 0;
+  uint32_t target_mask = 0;
+  uint32_t flags = 0;
+};
+struct LoadStageReply {
+  uint32_t layer_start = 0;
+  uint32_t layer_end = 0;
+  uint32_t stage_flags = 0;
+  uint64_t weight_bytes = 0;
+  uint64_t lora_param_count = 0;
+};
+
+struct SetLoraRequest {
+  std::vector<NamedTensor> tensors;
+};
+
+constexpr uint32_t kForwardKeepActivations = 1u << 0;
+constexpr uint32_t kForwardReturnLogits = 1u << 1;
+
+struct ForwardRequest {
+  uint32_t micro_id = 0;
+  uint32_t flags = 0;
+  Tensor input;
+  bool has_targets = false;
+  Tensor targets;  // when has_targets
+  Tensor mask;     // when has_targets
+};
+struct ForwardReply {
+  uint8_t output_kind = 0;  // 0: hidden, 1: loss
+  Tensor hidden;            // kind 0
+  double loss_sum = 0;      // kind 1
+  double weight_sum = 0;    // kind 1
+  bool has_logits = false;  // kind 1
+  Tensor logits;            // kind 1 with has_logits
+};
+
+struct BackwardRequest {
+  uint32_t micro_id = 0;
+  float loss_scale = 0;
+  bool has_grad = false;
+  Tensor grad_output;  // when has_grad
+};
+struct BackwardReply {
+  bool has_grad_input = false;
+  Tensor grad_input;
+};
+
+struct GradNormReply {
+  double sum_squares = 0;
+};
+
+struct OptimStepRequest {
+  uint32_t step = 0;
+  float lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0, grad_scale = 1;
+};
+
+constexpr uint32_t kGetLoraWithGrads = 1u << 0;
+struct GetLoraRequest {
+  uint32_t flags = 0;
+};
+struct GetLoraReply {
+  std::vector<NamedTensor> tensors;
+};
+
+struct StatsReply {
+  uint64_t rss_bytes = 0, peak_rss_bytes = 0, busy_us = 0, forward_count = 0, backward_count = 0, bytes_in = 0,
+           bytes_out = 0;
+};
+
+struct ErrorReply {
+  ErrorCode code = ErrorCode::Internal;
+  std::string message;
+};
+
+// decode_* throw DecodeError on a payload that does not match exactly; encode_* return the payload bytes.
+HelloRequest decode_hello_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const HelloRequest& m);
+HelloReply decode_hello_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const HelloReply& m);
+
+LoadStageRequest decode_load_stage_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const LoadStageRequest& m);
+LoadStageReply decode_load_stage_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const LoadStageReply& m);
+
+SetLoraRequest decode_set_lora_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const SetLoraRequest& m);
+
+ForwardRequest decode_forward_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ForwardRequest& m);
+ForwardReply decode_forward_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ForwardReply& m);
+
+BackwardRequest decode_backward_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const BackwardRequest& m);
+BackwardReply decode_backward_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const BackwardReply& m);
+
+GradNormReply decode_grad_norm_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const GradNormReply& m);
+
+OptimStepRequest decode_optim_step_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const OptimStepRequest& m);
+
+GetLoraRequest decode_get_lora_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const GetLoraRequest& m);
+GetLoraReply decode_get_lora_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const GetLoraReply& m);
+
+StatsReply decode_stats_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const StatsReply& m);
+
+ErrorReply decode_error_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ErrorReply& m);
+
+// Commands whose request (or reply) payload is empty.
+void decode_empty(const std::vector<uint8_t>& p, const char* what);
+
+}  // namespace confidant::agent

@@ -1,0 +1,60 @@
+// `confidant train`: fine-tune a model on a dataset over the phones attached to adb (all ready ones by default).
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { bundledPaths } from '../../core/paths.js';
+import { connectAdb } from '../../core/adb/client.js';
+import { listDevices } from '../../core/adb/devices.js';
+import { AdbDeployer } from '../../core/deploy/adb-deployer.js';
+import { planDevices, readyDevices } from '../../core/train/training-devices.js';
+import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from '../../core/train/job.js';
+import { UsageError, parseCount } from '../args.js';
+import { printEvent } from '../progress.js';
+
+export async function trainCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      data: { type: 'string' },
+      devices: { type: 'string' },
+      steps: { type: 'string' },
+      'micro-batches': { type: 'string' },
+      'micro-batch-size': { type: 'string' },
+      'seq-len': { type: 'string' },
+      rank: { type: 'string' },
+      lr: { type: 'string' },
+      seed: { type: 'string' },
+      'runs-dir': { type: 'string' },
+      'adb-port': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const paths = bundledPaths();
+  const d = DEFAULT_TRAIN_SETTINGS;
+  const lr = values.lr === undefined ? d.peakLr : Number(values.lr);
+  if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
+  const rank = parseCount(values.rank, '--rank', d.loraRank);
+  const adb = await connectAdb({ port: values['adb-port'] ? Number(values['adb-port']) : undefined });
+  const infos = readyDevices(await listDevices(adb), values.devices?.split(',').filter(Boolean));
+  if (infos.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
+  const json = values.json ?? false;
+  const result = await runTrainJob({
+    ...d,
+    modelDir: resolve(values.model ?? paths.modelDir),
+    datasetPath: resolve(values.data ?? paths.datasetPath),
+    runsDir: resolve(values['runs-dir'] ?? paths.runsDir),
+    cacheDir: paths.cacheDir,
+    devices: planDevices(infos),
+    deployer: new AdbDeployer(adb, paths.agentBinaries),
+    steps: parseCount(values.steps, '--steps', d.steps),
+    microBatches: parseCount(values['micro-batches'], '--micro-batches', d.microBatches),
+    microBatchSize: parseCount(values['micro-batch-size'], '--micro-batch-size', d.microBatchSize),
+    seqLen: parseCount(values['seq-len'], '--seq-len', d.seqLen),
+    loraRank: rank,
+    loraAlpha: 2 * rank,
+    peakLr: lr,
+    seed: parseCount(values.seed, '--seed', d.seed, 0),
+    onEvent: (e) => printEvent(e, json),
+  });
+  if (!json) console.log(`held-out loss ${result.evalLossBefore.toFixed(4)} -> ${result.evalLossAfter.toFixed(4)}; adapter ${result.adapterDir}`);
+}

@@ -1,0 +1,49 @@
+// The `confidant` command line: dispatches to one subcommand per file in commands/. Errors are printed as
+// sentences a person can act on, with exit status 1 (2 for a usage mistake); no stack traces for expected failures.
+import { UsageError } from './args.js';
+import { devicesCommand } from './commands/devices.js';
+import { virtualCommand } from './commands/virtual.js';
+import { trainCommand } from './commands/train.js';
+import { exportCommand } from './commands/export.js';
+import { demoCommand } from './commands/demo.js';
+import { serveCommand } from './commands/serve.js';
+
+const USAGE = `usage: confidant <command> [options]
+
+  devices [--json]                         phones seen by adb, with guidance for unready ones
+  virtual start|stop|list                  virtual phones attached to adb (--count N --ram 3GiB --cores 4)
+  train [--model DIR] [--data FILE] [--devices a,b] [--steps N] [--json]
+  export --run runs/<id> --format peft --out DIR
+  demo [--steps N] [--json]                the built-in demo: 2 virtual phones, bundled model and stories
+  serve [--port N] [--host 127.0.0.1]      the app's UI and API for a browser, with a token`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = {
+  devices: devicesCommand,
+  virtual: virtualCommand,
+  train: trainCommand,
+  export: exportCommand,
+  demo: demoCommand,
+  serve: serveCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = name ? COMMANDS[name] : undefined;
+  if (!command) {
+    console.error(name && name !== '--help' && name !== 'help' ? `confidant: unknown command "${name}"\n\n${USAGE}` : USAGE);
+    return name && name !== '--help' && name !== 'help' ? 2 : 0;
+  }
+  try {
+    await command(rest);
+    return 0;
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`confidant ${name}: ${(e as Error).message}`);
+      return 2;
+    }
+    console.error(`confidant ${name}: ${(e as Error).message}`);
+    if (process.env.CONFIDANT_DEBUG) console.error(e);
+    return 1;
+  }
+}

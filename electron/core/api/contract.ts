@@ -1,0 +1,252 @@
+// The one API contract between the UI and the core: method names, parameter schemas, result types, event channels,
+// the reply envelope, and the validate-then-call helper that the IPC bridge and the WebSocket server both use.
+// It is not an implementation of any method (that is ConfidantService in electron/core/service.ts), and it must
+// stay free of Node and DOM APIs: the renderer imports its types, the shell and the headless server its values.
+import { z } from 'zod';
+import type { DeviceInfo, TrainEvent } from './types.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parameters: one zod schema per method. Strict objects, so a misspelt key is an error instead of being ignored.
+
+const nonEmptyPath = (what: string) =>
+  z.string({ error: `${what} must be a string` }).trim().min(1, { error: `${what} is empty: enter a path` });
+
+const noParams = z.strictObject({});
+
+export const methodParams = {
+  listDevices: noParams,
+  startVirtualPhones: z.strictObject({
+    count: z.int({ error: 'count must be a whole number' }).min(1, { error: 'count must be at least 1' }).max(8, {
+      error: 'count must be at most 8 virtual phones',
+    }),
+  }),
+  inspectModel: z.strictObject({ path: nonEmptyPath('model path') }),
+  previewDataset: z.strictObject({ path: nonEmptyPath('dataset path') }),
+  startTraining: z.strictObject({
+    modelPath: nonEmptyPath('model path'),
+    datasetPath: nonEmptyPath('dataset path'),
+    serials: z
+      .array(z.string().min(1), { error: 'serials must be a list of device serials' })
+      .min(1, { error: 'select at least one device' }),
+    steps: z.int({ error: 'steps must be a whole number' }).min(1, { error: 'steps must be at least 1' }).max(100_000, {
+      error: 'steps must be at most 100000',
+    }),
+  }),
+  stopTraining: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
+  listRuns: noParams,
+  exportAdapter: z.strictObject({
+    runId: z.string().min(1, { error: 'runId is empty' }),
+    format: z.literal('peft', { error: "format must be 'peft' (the only format this version writes)" }),
+    outDir: nonEmptyPath('output folder'),
+  }),
+  generate: z.strictObject({
+    /** null: the base model without an adapter. */
+    runId: z.string().min(1).nullable(),
+    prompt: z.string({ error: 'prompt must be a string' }).max(20_000, { error: 'prompt is longer than 20000 characters' }),
+    maxTokens: z.int({ error: 'maxTokens must be a whole number' }).min(1, { error: 'maxTokens must be at least 1' }).max(
+      4096,
+      { error: 'maxTokens must be at most 4096' },
+    ),
+  }),
+  defaults: noParams,
+} as const;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Results.
+
+export interface ModelSummary {
+  path: string;
+  modelType: string;
+  numLayers: number;
+  hiddenSize: number;
+  vocabSize: number;
+  paramCount: number;
+}
+
+export interface DatasetLineError {
+  /** 1-based line number in the dataset file. */
+  line: number;
+  message: string;
+}
+
+export interface DatasetPreview {
+  path: string;
+  /** The first few samples, as the text the model will see. */
+  samples: string[];
+  /** Number of usable samples in the whole file. */
+  count: number;
+  errors: DatasetLineError[];
+}
+
+export interface RunSummary {
+  runId: string;
+  runDir: string;
+  createdMs: number;
+  steps: number;
+  finalLoss: number | null;
+}
+
+export interface Defaults {
+  modelPath: string;
+  datasetPath: string;
+}
+
+export interface MethodResults {
+  listDevices: DeviceInfo[];
+  startVirtualPhones: DeviceInfo[];
+  inspectModel: ModelSummary;
+  previewDataset: DatasetPreview;
+  startTraining: { runId: string };
+  stopTraining: void;
+  listRuns: RunSummary[];
+  exportAdapter: { outDir: string };
+  /** The continuation only (the prompt is not repeated). */
+  generate: { text: string };
+  defaults: Defaults;
+}
+
+export type MethodName = keyof typeof methodParams;
+export type ParamsOf<M extends MethodName> = z.output<(typeof methodParams)[M]>;
+export type ResultOf<M extends MethodName> = MethodResults[M];
+
+export const methodNames = Object.keys(methodParams) as MethodName[];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Events: channel name -> payload. Pushed from the core to every UI; the UI never sends events.
+
+export interface ApiEvents {
+  'train-event': TrainEvent;
+}
+export type EventName = keyof ApiEvents;
+/** One pushed event as it travels (IPC message, WebSocket frame). */
+export type EventMessage = { [E in EventName]: { event: E; data: ApiEvents[E] } }[EventName];
+
+// ---------------------------------------------------------------------------------------------------------------
+// The service the core implements. Every method is async and takes its parameters already validated.
+
+export interface ConfidantService {
+  listDevices(): Promise<DeviceInfo[]>;
+  startVirtualPhones(params: ParamsOf<'startVirtualPhones'>): Promise<DeviceInfo[]>;
+  inspectModel(params: ParamsOf<'inspectModel'>): Promise<ModelSummary>;
+  previewDataset(params: ParamsOf<'previewDataset'>): Promise<DatasetPreview>;
+  startTraining(params: ParamsOf<'startTraining'>): Promise<{ runId: string }>;
+  stopTraining(params: ParamsOf<'stopTraining'>): Promise<void>;
+  listRuns(): Promise<RunSummary[]>;
+  exportAdapter(params: ParamsOf<'exportAdapter'>): Promise<{ outDir: string }>;
+  generate(params: ParamsOf<'generate'>): Promise<{ text: string }>;
+  defaults(): Promise<Defaults>;
+  /** Subscribe to pushed events; returns the unsubscribe function. */
+  onEvent(listener: (message: EventMessage) => void): () => void;
+}
+
+// Compile-time check that the hand-written interface matches the method map (a missing or mistyped method fails
+// the type-check here, not at run time in the dispatcher).
+type ServiceMethods = { [M in MethodName]: (params: ParamsOf<M>) => Promise<ResultOf<M>> };
+const serviceMatchesContract = <T extends ServiceMethods>(): T | undefined => undefined;
+void serviceMatchesContract<ConfidantService>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Wire envelope: the same shape for IPC replies and WebSocket replies.
+
+export type ApiErrorCode = 'unknown-method' | 'bad-params' | 'failed' | 'disconnected' | 'forbidden';
+
+export interface ApiErrorBody {
+  code: ApiErrorCode;
+  message: string;
+}
+
+export type CallReply<R = unknown> = { ok: true; result: R } | { ok: false; error: ApiErrorBody };
+
+/** A request on the WebSocket. */
+export interface WsRequest {
+  id: number | string;
+  method: string;
+  params?: unknown;
+}
+/** A reply on the WebSocket. */
+export type WsReply = { id: number | string; result: unknown } | { id: number | string | null; error: ApiErrorBody };
+
+/** What the Electron preload exposes as `window.confidant` (untyped at the bridge; api.ts adds the types). */
+export interface ConfidantBridge {
+  call(method: string, params: unknown): Promise<CallReply>;
+  onEvent(listener: (message: EventMessage) => void): () => void;
+}
+
+/** IPC channel names. preload.cts repeats them as literals (a sandboxed preload cannot load this module). */
+export const IPC_CALL_CHANNEL = 'confidant:call';
+export const IPC_EVENT_CHANNEL = 'confidant:event';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation and dispatch.
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export function isMethodName(method: unknown): method is MethodName {
+  return typeof method === 'string' && Object.prototype.hasOwnProperty.call(methodParams, method);
+}
+
+/**
+ * Checks a call from an untrusted UI. Returns the parsed parameters, or throws an ApiError whose message names the
+ * method and every offending field, e.g. `startVirtualPhones: count: count must be a whole number`.
+ * Missing params mean `{}` (so parameterless methods can be called with nothing).
+ */
+export function validateCall<M extends MethodName>(method: M, params: unknown): ParamsOf<M>;
+export function validateCall(method: string, params: unknown): ParamsOf<MethodName>;
+export function validateCall(method: string, params: unknown): ParamsOf<MethodName> {
+  if (!isMethodName(method)) {
+    const shown = typeof method === 'string' ? `'${method.slice(0, 80)}'` : `a ${typeof method}`;
+    throw new ApiError('unknown-method', `unknown method ${shown}; known methods: ${methodNames.join(', ')}`);
+  }
+  const parsed = methodParams[method].safeParse(params === undefined ? {} : params);
+  if (!parsed.success) {
+    const details = parsed.error.issues
+      .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+      .join('; ');
+    throw new ApiError('bad-params', `${method}: ${details}`);
+  }
+  return parsed.data;
+}
+
+/** Validates, calls the service, and wraps the outcome; never throws. Shared by the IPC bridge and the server. */
+export async function dispatchCall(service: ConfidantService, method: string, params: unknown): Promise<CallReply> {
+  try {
+    const valid = validateCall(method, params);
+    const fn = service[method as MethodName] as ((p: unknown) => Promise<unknown>) | undefined;
+    if (typeof fn !== 'function') throw new ApiError('failed', `${method}: the core does not implement this method`);
+    const result = await fn.call(service, valid);
+    return { ok: true, result: result === undefined ? null : result };
+  } catch (err) {
+    if (err instanceof ApiError) return { ok: false, error: { code: err.code, message: err.message } };
+    const message = err instanceof Error ? err.message : String(err);
+    // Service errors are written for people (see STYLE.md); pass them through unchanged, without the stack.
+    return { ok: false, error: { code: 'failed', message } };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Content-Security-Policy for the renderer, whichever way it is loaded (Electron file URL or the headless server).
+// uPlot and React set styles through the CSSOM, which style-src does not govern, so no 'unsafe-inline' is needed.
+
+const cspCommon = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self' ws://127.0.0.1:*",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+];
+/** For the <meta> tag in renderer/index.html (frame-ancestors is not allowed in a meta tag). */
+export const RENDERER_CSP_META = cspCommon.join('; ');
+/** For the Content-Security-Policy response header (Electron session and the headless server). */
+export const RENDERER_CSP_HEADER = [...cspCommon, "frame-ancestors 'none'"].join('; ');

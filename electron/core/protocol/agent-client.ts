@@ -1,0 +1,463 @@
+// Host side of one agent session over a byte stream (net.Socket or an adbkit tunnel): HELLO, then one typed
+// request at a time, each with a timeout and an abort signal. Not a connector: adb tunnels/spawning live elsewhere.
+import type { Duplex } from 'node:stream';
+import { FrameParser } from './frame-stream.js';
+import {
+  decodeError,
+  decodeReply,
+  encodeRequest,
+  type BackwardReply,
+  type BackwardRequest,
+  type ForwardReply,
+  type ForwardRequest,
+  GET_LORA_FLAG_INCLUDE_GRADS,
+  type LoadStageReply,
+  type LoadStageRequest,
+  type NamedTensor,
+  type OptimStepRequest,
+  type Replies,
+  type Requests,
+  type StatsReply,
+} from './messages.js';
+import {
+  COMMAND_CODES,
+  CONNECTION_CLOSING_ERRORS,
+  type CommandName,
+  encodeFrameHeader,
+  ERROR_CODES,
+  ERROR_KIND,
+  errorCodeName,
+  type Frame,
+  kindName,
+  PROTOCOL_VERSION,
+  REPLY_BIT,
+} from './wire.js';
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+export interface AgentClientOptions {
+  /** The per-session secret the agent reads from its --token-file. */
+  token: string;
+  /** Limit for HELLO and the default for every request (from sending until the reply), in milliseconds. */
+  timeoutMs?: number;
+  /** Names the agent in every error message, normally the device serial. */
+  label?: string;
+}
+
+export interface RequestOptions {
+  /** Overrides the client's timeoutMs for this request. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface AgentCapabilities {
+  agentVersion: string;
+  protocolVersion: number;
+  abi: string;
+  cpuThreads: number;
+  memoryBudgetBytes: number;
+  backends: string[];
+}
+
+/** The agent answered a request with an ERROR frame. */
+export class AgentError extends Error {
+  override name = 'AgentError';
+  constructor(
+    readonly label: string,
+    readonly command: CommandName,
+    readonly code: number,
+    readonly codeName: string,
+    readonly agentMessage: string,
+  ) {
+    super(`agent on ${label} refused ${command}: ${codeName}: ${agentMessage}${errorHint(code)}`);
+  }
+
+  /** True when the agent closes the connection after this error (docs/protocol.md "Error codes"). */
+  get closesConnection(): boolean {
+    return CONNECTION_CLOSING_ERRORS.has(this.code);
+  }
+}
+
+function errorHint(code: number): string {
+  if (code === ERROR_CODES.AUTH_FAILED) return " (the token sent does not match the agent's --token-file)";
+  if (code === ERROR_CODES.VERSION_MISMATCH) {
+    return ` (this host speaks protocol version ${PROTOCOL_VERSION}: deploy the agent built with it)`;
+  }
+  return '';
+}
+
+export type ConnectionFailure = 'closed' | 'timeout' | 'aborted' | 'protocol' | 'stream-error' | 'shut-down';
+
+/** The connection is gone or unusable: closed by either side, timed out, aborted, or the bytes made no sense. */
+export class AgentConnectionError extends Error {
+  override name = 'AgentConnectionError';
+  constructor(
+    readonly reason: ConnectionFailure,
+    readonly label: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Queued {
+  command: CommandName;
+  fields: unknown;
+  opts: RequestOptions;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  onAbort?: () => void;
+}
+
+interface InFlight {
+  item: Queued;
+  requestId: number;
+  timer: NodeJS.Timeout;
+}
+
+export class AgentClient {
+  readonly label: string;
+  private readonly timeoutMs: number;
+  private readonly parser: FrameParser;
+  private readonly queue: Queued[] = [];
+  private inFlight: InFlight | undefined;
+  private closedBy: AgentConnectionError | undefined;
+  private nextRequestId = 1;
+  private capabilitiesValue: AgentCapabilities | undefined;
+  private readonly closedPromise: Promise<AgentConnectionError>;
+  private resolveClosed!: (err: AgentConnectionError) => void;
+
+  private constructor(
+    private readonly stream: Duplex,
+    opts: { label?: string; timeoutMs?: number },
+  ) {
+    this.label = opts.label ?? defaultLabel(stream);
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.parser = new FrameParser(`agent on ${this.label}`);
+    this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('end', () => this.onStreamClosed());
+    stream.on('close', () => this.onStreamClosed());
+    stream.on('error', (err: Error) => this.onStreamError(err));
+    if (stream.destroyed) this.onStreamClosed();
+  }
+
+  /**
+   * Sends HELLO with the token and returns a client once the agent accepted it. On any failure (wrong token,
+   * version mismatch, timeout, closed stream) the stream is destroyed and the promise rejects.
+   */
+  static async connect(stream: Duplex, opts: AgentClientOptions): Promise<AgentClient> {
+    const client = new AgentClient(stream, opts);
+    try {
+      const hello = await client.request('HELLO', { protocolVersion: PROTOCOL_VERSION, token: opts.token });
+      if (hello.protocolVersion !== PROTOCOL_VERSION) {
+        throw new AgentConnectionError(
+          'protocol',
+          client.label,
+          `agent on ${client.label} (version ${hello.agentVersion}) speaks protocol version ` +
+            `${hello.protocolVersion}, this host speaks ${PROTOCOL_VERSION}: deploy the matching agent`,
+        );
+      }
+      client.capabilitiesValue = {
+        agentVersion: hello.agentVersion,
+        protocolVersion: hello.protocolVersion,
+        abi: hello.abi,
+        cpuThreads: hello.cpuThreads,
+        memoryBudgetBytes: hello.memoryBudgetBytes,
+        backends: hello.backends.split(',').filter((b) => b.length > 0),
+      };
+      return client;
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  get capabilities(): AgentCapabilities {
+    if (!this.capabilitiesValue) throw new Error(`agent on ${this.label}: no HELLO reply yet`);
+    return this.capabilitiesValue;
+  }
+
+  /** False once the connection is closed for any reason; every later request rejects. */
+  get isOpen(): boolean {
+    return this.closedBy === undefined;
+  }
+
+  /** Resolves (never rejects) with the reason once the connection is closed. */
+  whenClosed(): Promise<AgentConnectionError> {
+    return this.closedPromise;
+  }
+
+  loadStage(req: LoadStageRequest, opts: RequestOptions = {}): Promise<LoadStageReply> {
+    return this.request('LOAD_STAGE', req, opts);
+  }
+
+  async setLora(tensors: NamedTensor[], opts: RequestOptions = {}): Promise<void> {
+    await this.request('SET_LORA', { tensors }, opts);
+  }
+
+  forward(req: ForwardRequest, opts: RequestOptions = {}): Promise<ForwardReply> {
+    return this.request('FORWARD', req, opts);
+  }
+
+  backward(req: BackwardRequest, opts: RequestOptions = {}): Promise<BackwardReply> {
+    return this.request('BACKWARD', req, opts);
+  }
+
+  /** Sum of squares of every trainable LoRA gradient on this stage. */
+  async gradNorm(opts: RequestOptions = {}): Promise<number> {
+    return (await this.request('GRAD_NORM', {}, opts)).sumSquares;
+  }
+
+  async optimStep(req: OptimStepRequest, opts: RequestOptions = {}): Promise<void> {
+    await this.request('OPTIM_STEP', req, opts);
+  }
+
+  async getLora(opts: RequestOptions & { includeGrads?: boolean } = {}): Promise<NamedTensor[]> {
+    const flags = opts.includeGrads ? GET_LORA_FLAG_INCLUDE_GRADS : 0;
+    return (await this.request('GET_LORA', { flags }, opts)).tensors;
+  }
+
+  stats(opts: RequestOptions = {}): Promise<StatsReply> {
+    return this.request('STATS', {}, opts);
+  }
+
+  async zeroGrad(opts: RequestOptions = {}): Promise<void> {
+    await this.request('ZERO_GRAD', {}, opts);
+  }
+
+  /** Asks the agent to exit; resolves once it acknowledged, then closes this side too. */
+  async shutdown(opts: RequestOptions = {}): Promise<void> {
+    await this.request('SHUTDOWN', {}, opts);
+    this.fail(new AgentConnectionError('shut-down', this.label, `agent on ${this.label} was shut down`));
+  }
+
+  /** Closes the connection (the agent exits when it sees that); pending and queued requests reject. Idempotent. */
+  close(): void {
+    const message = `the host closed the connection to agent on ${this.label}`;
+    this.fail(new AgentConnectionError('closed', this.label, message));
+  }
+
+  /** Queues a request; requests go out one at a time, in call order. */
+  request<C extends CommandName>(command: C, fields: Requests[C], opts: RequestOptions = {}): Promise<Replies[C]> {
+    return new Promise<Replies[C]>((resolve, reject) => {
+      if (this.closedBy) return reject(this.afterClose(command));
+      if (opts.signal?.aborted) return reject(this.abortError(command, 'before it was sent'));
+      const item: Queued = { command, fields, opts, resolve: resolve as (v: unknown) => void, reject };
+      if (opts.signal) {
+        item.onAbort = () => this.onAbort(item);
+        opts.signal.addEventListener('abort', item.onAbort, { once: true });
+      }
+      this.queue.push(item);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.inFlight || this.closedBy) return;
+    const item = this.queue.shift();
+    if (!item) return;
+    let chunks: Uint8Array[];
+    try {
+      chunks = encodeRequest(item.command, item.fields as never);
+    } catch (err) {
+      // A bad argument never reached the wire: the connection stays usable.
+      this.settle(item);
+      item.reject(new Error(`cannot send ${item.command} to agent on ${this.label}: ${(err as Error).message}`));
+      this.pump();
+      return;
+    }
+    const requestId = this.nextRequestId;
+    this.nextRequestId = this.nextRequestId >= 0xffffffff ? 1 : this.nextRequestId + 1;
+    const timeoutMs = item.opts.timeoutMs ?? this.timeoutMs;
+    const timer = setTimeout(() => {
+      this.fail(
+        new AgentConnectionError(
+          'timeout',
+          this.label,
+          `agent on ${this.label} did not answer ${item.command} (request ${requestId}) within ${timeoutMs} ms; ` +
+            `the connection was closed, since a late reply could no longer be told apart`,
+        ),
+      );
+    }, timeoutMs);
+    this.inFlight = { item, requestId, timer };
+    const payloadBytes = chunks.reduce((n, c) => n + c.length, 0);
+    try {
+      const header = encodeFrameHeader(COMMAND_CODES[item.command], requestId, payloadBytes);
+      this.stream.cork();
+      this.stream.write(header);
+      for (const c of chunks) this.stream.write(c);
+      this.stream.uncork();
+    } catch (err) {
+      this.fail(
+        new AgentConnectionError(
+          'stream-error',
+          this.label,
+          `cannot send ${item.command} to agent on ${this.label}: ${(err as Error).message}`,
+        ),
+      );
+    }
+  }
+
+  private onData(chunk: Uint8Array): void {
+    if (this.closedBy) return;
+    let frames: Frame[];
+    try {
+      frames = this.parser.push(chunk);
+    } catch (err) {
+      return this.failProtocol((err as Error).message);
+    }
+    for (const frame of frames) {
+      this.onFrame(frame);
+      if (this.closedBy) return;
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    const req = this.inFlight;
+    if (frame.kind === ERROR_KIND && frame.requestId !== req?.requestId) {
+      // E.g. BAD_FRAME, sent when the agent could not read our request id: report its words, then hang up.
+      let what = '(malformed payload)';
+      try {
+        const e = decodeError(frame.payload);
+        what = `${errorCodeName(e.errorCode)}: ${e.message}`;
+      } catch {
+        // keep the placeholder: the frame itself is already the protocol failure being reported
+      }
+      const during = req ? `while ${req.item.command} (request ${req.requestId}) was outstanding` : 'unsolicited';
+      return this.failProtocol(`agent on ${this.label} sent ERROR ${what} for request ${frame.requestId}, ${during}`);
+    }
+    if (!req) {
+      return this.failProtocol(`agent on ${this.label} sent an unsolicited ${kindName(frame.kind)} frame`);
+    }
+    if (frame.requestId !== req.requestId) {
+      return this.failProtocol(
+        `agent on ${this.label} answered request ${frame.requestId} while request ${req.requestId} ` +
+          `(${req.item.command}) was outstanding`,
+      );
+    }
+    if (frame.kind === ERROR_KIND) {
+      let code: number;
+      let message: string;
+      try {
+        ({ errorCode: code, message } = decodeError(frame.payload));
+      } catch (err) {
+        return this.failProtocol(`agent on ${this.label} sent a malformed ERROR: ${(err as Error).message}`);
+      }
+      const error = new AgentError(this.label, req.item.command, code, errorCodeName(code), message);
+      this.finish(req);
+      req.item.reject(error);
+      if (error.closesConnection) {
+        this.fail(
+          new AgentConnectionError(
+            'closed',
+            this.label,
+            `agent on ${this.label} closed the connection after its ${error.codeName} error: ${message}`,
+          ),
+        );
+      } else {
+        this.pump();
+      }
+      return;
+    }
+    const expectedKind = COMMAND_CODES[req.item.command] | REPLY_BIT;
+    if (frame.kind !== expectedKind) {
+      return this.failProtocol(
+        `agent on ${this.label} answered ${req.item.command} (request ${req.requestId}) ` +
+          `with a ${kindName(frame.kind)} frame`,
+      );
+    }
+    let reply: unknown;
+    try {
+      reply = decodeReply(req.item.command, frame.payload);
+    } catch (err) {
+      return this.failProtocol(`agent on ${this.label} sent a malformed reply: ${(err as Error).message}`);
+    }
+    this.finish(req);
+    req.item.resolve(reply);
+    this.pump();
+  }
+
+  private onStreamClosed(): void {
+    if (this.closedBy) return;
+    const req = this.inFlight;
+    const truncated = this.parser.truncation();
+    const detail = truncated ? ` (${truncated})` : '';
+    const during = req ? ` during ${req.item.command} (request ${req.requestId})` : '';
+    const message = `agent on ${this.label} closed the connection${during}${detail}`;
+    this.fail(new AgentConnectionError('closed', this.label, message));
+  }
+
+  private onStreamError(err: Error): void {
+    if (this.closedBy) return;
+    const req = this.inFlight;
+    const during = req ? ` during ${req.item.command} (request ${req.requestId})` : '';
+    const message = `connection to agent on ${this.label} failed${during}: ${err.message}`;
+    this.fail(new AgentConnectionError('stream-error', this.label, message));
+  }
+
+  private onAbort(item: Queued): void {
+    if (this.inFlight?.item === item) {
+      // The request is on the wire: its reply would arrive later and desynchronise the session, so end it.
+      this.fail(
+        new AgentConnectionError(
+          'aborted',
+          this.label,
+          `${item.command} to agent on ${this.label} was aborted while in flight; the connection was closed`,
+        ),
+      );
+      return;
+    }
+    const at = this.queue.indexOf(item);
+    if (at >= 0) {
+      this.queue.splice(at, 1);
+      this.settle(item);
+      item.reject(this.abortError(item.command, 'while it waited in the queue'));
+    }
+  }
+
+  private abortError(command: CommandName, when: string): AgentConnectionError {
+    return new AgentConnectionError('aborted', this.label, `${command} to agent on ${this.label} was aborted ${when}`);
+  }
+
+  private afterClose(command: CommandName): AgentConnectionError {
+    const why = this.closedBy!;
+    return new AgentConnectionError(why.reason, this.label, `cannot send ${command}: ${why.message}`);
+  }
+
+  private failProtocol(message: string): void {
+    this.fail(new AgentConnectionError('protocol', this.label, `${message}; the connection was closed`));
+  }
+
+  private settle(item: Queued): void {
+    if (item.onAbort) item.opts.signal?.removeEventListener('abort', item.onAbort);
+  }
+
+  private finish(req: InFlight): void {
+    clearTimeout(req.timer);
+    this.settle(req.item);
+    this.inFlight = undefined;
+  }
+
+  /** Marks the connection dead (first reason wins), rejects everything outstanding, destroys the stream. */
+  private fail(reason: AgentConnectionError): void {
+    if (this.closedBy) return;
+    this.closedBy = reason;
+    const req = this.inFlight;
+    if (req) {
+      this.finish(req);
+      req.item.reject(reason);
+    }
+    for (const item of this.queue.splice(0)) {
+      this.settle(item);
+      item.reject(this.afterClose(item.command));
+    }
+    this.stream.destroy();
+    this.resolveClosed(reason);
+  }
+}
+
+function defaultLabel(stream: Duplex): string {
+  const s = stream as { remoteAddress?: string; remotePort?: number };
+  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? '?'}` : 'an unlabelled stream';
+}

@@ -1,0 +1,402 @@
+// Typed payloads of every command of docs/protocol.md (request and reply), with their encoders and decoders.
+// Not framing or I/O (wire.ts, frame-stream.ts, agent-client.ts); field meaning is checked by the agent, not here.
+import {
+  type NamedTensor,
+  readTensor,
+  readTensorList,
+  type Tensor,
+  writeOptionalTensor,
+  writeTensor,
+  writeTensorList,
+} from './tensor.js';
+import { ByteReader, ByteWriter, COMMAND_CODES, type CommandName, ProtocolError } from './wire.js';
+
+export {
+  type Dtype,
+  elementCount,
+  makeTensor,
+  type NamedTensor,
+  type Tensor,
+  type TensorData,
+  tensorToF16,
+  tensorToF32,
+} from './tensor.js';
+
+// ---- flag bits (docs/protocol.md "Field details") ----
+export const LOAD_STAGE_FLAG_TRAIN_A = 1 << 0; // clear: A frozen (LoRA-FA)
+export const TARGET_MODULE_BITS = {
+  q_proj: 1 << 0,
+  k_proj: 1 << 1,
+  v_proj: 1 << 2,
+  o_proj: 1 << 3,
+  gate_proj: 1 << 4,
+  up_proj: 1 << 5,
+  down_proj: 1 << 6,
+} as const;
+export const FORWARD_FLAG_KEEP_ACTIVATIONS = 1 << 0;
+export const FORWARD_FLAG_RETURN_LOGITS = 1 << 1;
+export const GET_LORA_FLAG_INCLUDE_GRADS = 1 << 0;
+export const FORWARD_OUTPUT_HIDDEN = 0;
+export const FORWARD_OUTPUT_LOSS = 1;
+
+// ---- payload types ----
+export type Empty = Record<string, never>;
+
+export interface HelloRequest {
+  protocolVersion: number;
+  token: string;
+}
+export interface HelloReply {
+  agentVersion: string;
+  protocolVersion: number;
+  abi: string;
+  cpuThreads: number;
+  memoryBudgetBytes: number;
+  backends: string; // comma-separated, e.g. "cpu-ref,cpu-neon"
+}
+export interface LoadStageRequest {
+  path: string;
+  loraRank: number;
+  loraAlpha: number;
+  targetMask: number;
+  flags: number;
+}
+export interface LoadStageReply {
+  layerStart: number;
+  layerEnd: number; // half-open: layers [layerStart, layerEnd)
+  stageFlags: number;
+  weightBytes: number;
+  loraParamCount: number;
+}
+export interface TensorList {
+  tensors: NamedTensor[];
+}
+export interface ForwardRequest {
+  microId: number;
+  flags: number;
+  input: Tensor; // i32 [B, T] tokens on the first stage, f32 [B, T, hidden] otherwise
+  targets?: Tensor; // i32 [B, T], last stage only, together with mask
+  mask?: Tensor; // f32 [B, T]
+}
+export type ForwardReply =
+  | { outputKind: typeof FORWARD_OUTPUT_HIDDEN; hidden: Tensor }
+  | { outputKind: typeof FORWARD_OUTPUT_LOSS; lossSum: number; weightSum: number; logits?: Tensor };
+export interface BackwardRequest {
+  microId: number;
+  lossScale: number;
+  gradOutput?: Tensor; // absent on the last stage
+}
+export interface BackwardReply {
+  gradInput?: Tensor; // absent on the first stage
+}
+export interface GradNormReply {
+  sumSquares: number;
+}
+export interface OptimStepRequest {
+  step: number; // 1-based
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  gradScale: number;
+}
+export interface GetLoraRequest {
+  flags: number;
+}
+export interface StatsReply {
+  rssBytes: number;
+  peakRssBytes: number;
+  busyUs: number;
+  forwardCount: number;
+  backwardCount: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+export interface ErrorReply {
+  errorCode: number;
+  message: string;
+}
+
+export interface Requests {
+  HELLO: HelloRequest;
+  LOAD_STAGE: LoadStageRequest;
+  SET_LORA: TensorList;
+  FORWARD: ForwardRequest;
+  BACKWARD: BackwardRequest;
+  GRAD_NORM: Empty;
+  OPTIM_STEP: OptimStepRequest;
+  GET_LORA: GetLoraRequest;
+  STATS: Empty;
+  SHUTDOWN: Empty;
+  ZERO_GRAD: Empty;
+}
+export interface Replies {
+  HELLO: HelloReply;
+  LOAD_STAGE: LoadStageReply;
+  SET_LORA: Empty;
+  FORWARD: ForwardReply;
+  BACKWARD: BackwardReply;
+  GRAD_NORM: GradNormReply;
+  OPTIM_STEP: Empty;
+  GET_LORA: TensorList;
+  STATS: StatsReply;
+  SHUTDOWN: Empty;
+  ZERO_GRAD: Empty;
+}
+
+// ---- per-command codecs ----
+
+interface Codec<Req, Rep> {
+  writeRequest(w: ByteWriter, v: Req): void;
+  readRequest(r: ByteReader): Req;
+  writeReply(w: ByteWriter, v: Rep): void;
+  readReply(r: ByteReader): Rep;
+}
+
+const empty = {
+  write(): void {},
+  read(): Empty {
+    return {};
+  },
+};
+
+const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
+  HELLO: {
+    writeRequest(w, v) {
+      w.u32(v.protocolVersion, 'protocol_version').string(v.token, 'token');
+    },
+    readRequest(r) {
+      return { protocolVersion: r.u32('protocol_version'), token: r.string('token') };
+    },
+    writeReply(w, v) {
+      w.string(v.agentVersion, 'agent_version')
+        .u32(v.protocolVersion, 'protocol_version')
+        .string(v.abi, 'abi')
+        .u32(v.cpuThreads, 'cpu_threads')
+        .u64(v.memoryBudgetBytes, 'memory_budget_bytes')
+        .string(v.backends, 'backends');
+    },
+    readReply(r) {
+      return {
+        agentVersion: r.string('agent_version'),
+        protocolVersion: r.u32('protocol_version'),
+        abi: r.string('abi'),
+        cpuThreads: r.u32('cpu_threads'),
+        memoryBudgetBytes: r.u64('memory_budget_bytes'),
+        backends: r.string('backends'),
+      };
+    },
+  },
+  LOAD_STAGE: {
+    writeRequest(w, v) {
+      w.string(v.path, 'path')
+        .u32(v.loraRank, 'lora_rank')
+        .f32(v.loraAlpha, 'lora_alpha')
+        .u32(v.targetMask, 'target_mask')
+        .u32(v.flags, 'flags');
+    },
+    readRequest(r) {
+      return {
+        path: r.string('path'),
+        loraRank: r.u32('lora_rank'),
+        loraAlpha: r.f32('lora_alpha'),
+        targetMask: r.u32('target_mask'),
+        flags: r.u32('flags'),
+      };
+    },
+    writeReply(w, v) {
+      w.u32(v.layerStart, 'layer_start')
+        .u32(v.layerEnd, 'layer_end')
+        .u32(v.stageFlags, 'stage_flags')
+        .u64(v.weightBytes, 'weight_bytes')
+        .u64(v.loraParamCount, 'lora_param_count');
+    },
+    readReply(r) {
+      return {
+        layerStart: r.u32('layer_start'),
+        layerEnd: r.u32('layer_end'),
+        stageFlags: r.u32('stage_flags'),
+        weightBytes: r.u64('weight_bytes'),
+        loraParamCount: r.u64('lora_param_count'),
+      };
+    },
+  },
+  SET_LORA: {
+    writeRequest: (w, v) => writeTensorList(w, v.tensors, 'tensors'),
+    readRequest: (r) => ({ tensors: readTensorList(r, 'tensors') }),
+    writeReply: empty.write,
+    readReply: empty.read,
+  },
+  FORWARD: {
+    writeRequest(w, v) {
+      if ((v.targets === undefined) !== (v.mask === undefined)) {
+        throw new ProtocolError('FORWARD request: targets and mask go together (last stage) or not at all');
+      }
+      w.u32(v.microId, 'micro_id').u32(v.flags, 'flags');
+      writeTensor(w, v.input, 'input');
+      w.u8(v.targets ? 1 : 0, 'has_targets');
+      if (v.targets && v.mask) {
+        writeTensor(w, v.targets, 'targets');
+        writeTensor(w, v.mask, 'mask');
+      }
+    },
+    readRequest(r) {
+      const out: ForwardRequest = { microId: r.u32('micro_id'), flags: r.u32('flags'), input: readTensor(r, 'input') };
+      if (r.bool('has_targets')) {
+        out.targets = readTensor(r, 'targets');
+        out.mask = readTensor(r, 'mask');
+      }
+      return out;
+    },
+    writeReply(w, v) {
+      w.u8(v.outputKind, 'output_kind');
+      if (v.outputKind === FORWARD_OUTPUT_HIDDEN) {
+        writeTensor(w, v.hidden, 'hidden');
+      } else if (v.outputKind === FORWARD_OUTPUT_LOSS) {
+        w.f64(v.lossSum, 'loss_sum').f64(v.weightSum, 'weight_sum');
+        writeOptionalTensor(w, v.logits, 'has_logits', 'logits');
+      } else {
+        throw new ProtocolError(`FORWARD reply: output_kind ${String((v as { outputKind: unknown }).outputKind)}`);
+      }
+    },
+    readReply(r): ForwardReply {
+      const kind = r.u8('output_kind');
+      if (kind === FORWARD_OUTPUT_HIDDEN) return { outputKind: kind, hidden: readTensor(r, 'hidden') };
+      if (kind !== FORWARD_OUTPUT_LOSS) {
+        throw new ProtocolError(`FORWARD reply: output_kind ${kind}, expected 0 (hidden) or 1 (loss)`);
+      }
+      const out: ForwardReply = { outputKind: kind, lossSum: r.f64('loss_sum'), weightSum: r.f64('weight_sum') };
+      if (r.bool('has_logits')) out.logits = readTensor(r, 'logits');
+      return out;
+    },
+  },
+  BACKWARD: {
+    writeRequest(w, v) {
+      w.u32(v.microId, 'micro_id').f32(v.lossScale, 'loss_scale');
+      writeOptionalTensor(w, v.gradOutput, 'has_grad', 'grad_output');
+    },
+    readRequest(r) {
+      const out: BackwardRequest = { microId: r.u32('micro_id'), lossScale: r.f32('loss_scale') };
+      if (r.bool('has_grad')) out.gradOutput = readTensor(r, 'grad_output');
+      return out;
+    },
+    writeReply: (w, v) => writeOptionalTensor(w, v.gradInput, 'has_grad_input', 'grad_input'),
+    readReply(r) {
+      const out: BackwardReply = {};
+      if (r.bool('has_grad_input')) out.gradInput = readTensor(r, 'grad_input');
+      return out;
+    },
+  },
+  GRAD_NORM: {
+    writeRequest: empty.write,
+    readRequest: empty.read,
+    writeReply: (w, v) => void w.f64(v.sumSquares, 'sum_squares'),
+    readReply: (r) => ({ sumSquares: r.f64('sum_squares') }),
+  },
+  OPTIM_STEP: {
+    writeRequest(w, v) {
+      w.u32(v.step, 'step')
+        .f32(v.lr, 'lr')
+        .f32(v.beta1, 'beta1')
+        .f32(v.beta2, 'beta2')
+        .f32(v.eps, 'eps')
+        .f32(v.weightDecay, 'weight_decay')
+        .f32(v.gradScale, 'grad_scale');
+    },
+    readRequest(r) {
+      return {
+        step: r.u32('step'),
+        lr: r.f32('lr'),
+        beta1: r.f32('beta1'),
+        beta2: r.f32('beta2'),
+        eps: r.f32('eps'),
+        weightDecay: r.f32('weight_decay'),
+        gradScale: r.f32('grad_scale'),
+      };
+    },
+    writeReply: empty.write,
+    readReply: empty.read,
+  },
+  GET_LORA: {
+    writeRequest: (w, v) => void w.u32(v.flags, 'flags'),
+    readRequest: (r) => ({ flags: r.u32('flags') }),
+    writeReply: (w, v) => writeTensorList(w, v.tensors, 'tensors'),
+    readReply: (r) => ({ tensors: readTensorList(r, 'tensors') }),
+  },
+  STATS: {
+    writeRequest: empty.write,
+    readRequest: empty.read,
+    writeReply(w, v) {
+      w.u64(v.rssBytes, 'rss_bytes')
+        .u64(v.peakRssBytes, 'peak_rss_bytes')
+        .u64(v.busyUs, 'busy_us')
+        .u64(v.forwardCount, 'forward_count')
+        .u64(v.backwardCount, 'backward_count')
+        .u64(v.bytesIn, 'bytes_in')
+        .u64(v.bytesOut, 'bytes_out');
+    },
+    readReply(r) {
+      return {
+        rssBytes: r.u64('rss_bytes'),
+        peakRssBytes: r.u64('peak_rss_bytes'),
+        busyUs: r.u64('busy_us'),
+        forwardCount: r.u64('forward_count'),
+        backwardCount: r.u64('backward_count'),
+        bytesIn: r.u64('bytes_in'),
+        bytesOut: r.u64('bytes_out'),
+      };
+    },
+  },
+  SHUTDOWN: { writeRequest: empty.write, readRequest: empty.read, writeReply: empty.write, readReply: empty.read },
+  ZERO_GRAD: { writeRequest: empty.write, readRequest: empty.read, writeReply: empty.write, readReply: empty.read },
+};
+
+function codec<C extends CommandName>(command: C): Codec<Requests[C], Replies[C]> {
+  const c = CODECS[command];
+  if (!c) throw new ProtocolError(`unknown command ${String(command)}`);
+  return c as Codec<Requests[C], Replies[C]>;
+}
+
+/** Request payload as byte chunks (large tensor data by reference); see ByteWriter. */
+export function encodeRequest<C extends CommandName>(command: C, fields: Requests[C]): Uint8Array[] {
+  const w = new ByteWriter();
+  codec(command).writeRequest(w, fields);
+  return w.chunks();
+}
+
+export function encodeReply<C extends CommandName>(command: C, fields: Replies[C]): Uint8Array[] {
+  const w = new ByteWriter();
+  codec(command).writeReply(w, fields);
+  return w.chunks();
+}
+
+export function encodeError(fields: ErrorReply): Uint8Array[] {
+  return new ByteWriter().u32(fields.errorCode, 'error_code').string(fields.message, 'message').chunks();
+}
+
+/** Decodes a whole request payload; a short payload or bytes left over are a ProtocolError naming the field. */
+export function decodeRequest<C extends CommandName>(command: C, payload: Uint8Array): Requests[C] {
+  const r = new ByteReader(payload, `${command} request`);
+  const out = codec(command).readRequest(r);
+  r.end();
+  return out;
+}
+
+export function decodeReply<C extends CommandName>(command: C, payload: Uint8Array): Replies[C] {
+  const r = new ByteReader(payload, `${command} reply`);
+  const out = codec(command).readReply(r);
+  r.end();
+  return out;
+}
+
+export function decodeError(payload: Uint8Array): ErrorReply {
+  const r = new ByteReader(payload, 'ERROR reply');
+  const out = { errorCode: r.u32('error_code'), message: r.string('message') };
+  r.end();
+  return out;
+}
+
+export function commandCode(command: CommandName): number {
+  return COMMAND_CODES[command];
+}

@@ -1,0 +1,147 @@
+// Runs one pipeline step over the stage agents: every stage executes its op list (1F1B or forward-only) in order,
+// and the host relays each micro-batch's activations forward and gradients backward between neighbouring stages.
+// Not the planner and not deployment: it is handed connected agents that already hold their stage.
+import type { AgentClient } from '../protocol/agent-client.js';
+import { FORWARD_FLAG_KEEP_ACTIVATIONS, FORWARD_FLAG_RETURN_LOGITS, FORWARD_OUTPUT_LOSS, type Tensor } from '../protocol/messages.js';
+import type { Batch } from '../data/samples.js';
+import { forwardOnly, oneFOneB, type PipeOp } from './schedule.js';
+
+/** A micro-batch as FORWARD carries it: (B, T) token ids, next-token targets and loss weights. */
+export type MicroBatch = Batch;
+
+export interface StageHandle {
+  serial: string;
+  client: AgentClient;
+}
+
+/** One forward or backward of one micro-batch on one stage, for the pipeline timeline. */
+export interface OpSpan {
+  stage: number;
+  serial: string;
+  kind: 'F' | 'B';
+  micro: number;
+  startMs: number;
+  endMs: number;
+}
+
+export interface PassResult {
+  lossSum: number;
+  weightSum: number;
+  /** Activation and gradient bytes relayed through the host. */
+  relayBytes: number;
+  spans: OpSpan[];
+  /** Last-stage logits per micro-batch, when asked for. */
+  logits: Array<Tensor | undefined>;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined); // rejection is observed by whoever awaits; avoid unhandled-rejection noise
+  return { promise, resolve, reject };
+}
+
+const tensorBytes = (t: Tensor) => t.data.byteLength;
+
+function tokensTensor(mb: MicroBatch): Tensor {
+  return { dtype: 'i32', dims: [mb.batchSize, mb.seqLen], data: mb.tokens };
+}
+
+/**
+ * Runs `micros` through the stages. With `train`, runs 1F1B and the backward passes (LoRA gradients accumulate
+ * on the agents; the caller steps the optimiser); `lossScale` must then be 1 / (total mask weight of the step).
+ */
+export async function runPass(
+  stages: StageHandle[],
+  micros: MicroBatch[],
+  opts: { train: boolean; lossScale?: number; wantLogits?: boolean; nowMs?: () => number },
+): Promise<PassResult> {
+  const S = stages.length;
+  const m = micros.length;
+  const now = opts.nowMs ?? (() => performance.now());
+  // fwdIn[s][i]: input of stage s for micro-batch i; bwdIn[s][i]: gradient w.r.t. stage s's output.
+  const fwdIn = stages.map(() => micros.map(() => deferred<Tensor>()));
+  const bwdIn = stages.map(() => micros.map(() => deferred<Tensor | undefined>()));
+  micros.forEach((mb, i) => fwdIn[0][i].resolve(tokensTensor(mb)));
+
+  const result: PassResult = { lossSum: 0, weightSum: 0, relayBytes: 0, spans: [], logits: micros.map(() => undefined) };
+  const failAll = (e: unknown) => {
+    for (const grid of [fwdIn, bwdIn]) for (const row of grid) for (const d of row) d.reject(e);
+  };
+
+  const runStage = async (s: number, ops: PipeOp[]) => {
+    const { client, serial } = stages[s];
+    const last = s === S - 1;
+    for (const op of ops) {
+      const i = op.micro;
+      const startMs = now();
+      if (op.kind === 'F') {
+        const input = await fwdIn[s][i].promise;
+        const flags = (opts.train ? FORWARD_FLAG_KEEP_ACTIVATIONS : 0) | (last && opts.wantLogits ? FORWARD_FLAG_RETURN_LOGITS : 0);
+        const mb = micros[i];
+        const reply = await client.forward({
+          microId: i,
+          flags,
+          input,
+          targets: last ? { dtype: 'i32', dims: [mb.batchSize, mb.seqLen], data: mb.targets } : undefined,
+          mask: last ? { dtype: 'f32', dims: [mb.batchSize, mb.seqLen], data: mb.mask } : undefined,
+        });
+        if (reply.outputKind === FORWARD_OUTPUT_LOSS) {
+          result.lossSum += reply.lossSum;
+          result.weightSum += reply.weightSum;
+          result.logits[i] = reply.logits;
+          bwdIn[s][i].resolve(undefined);
+        } else {
+          result.relayBytes += tensorBytes(reply.hidden);
+          fwdIn[s + 1][i].resolve(reply.hidden);
+        }
+      } else {
+        const gradOutput = await bwdIn[s][i].promise;
+        const reply = await client.backward({ microId: i, lossScale: opts.lossScale ?? 1, gradOutput });
+        if (s > 0) {
+          if (!reply.gradInput) throw new Error(`stage ${s} on ${serial} returned no input gradient for micro-batch ${i}`);
+          result.relayBytes += tensorBytes(reply.gradInput);
+          bwdIn[s - 1][i].resolve(reply.gradInput);
+        }
+      }
+      result.spans.push({ stage: s, serial, kind: op.kind, micro: i, startMs, endMs: now() });
+    }
+  };
+
+  await Promise.all(
+    stages.map((_, s) =>
+      runStage(s, opts.train ? oneFOneB(S, m, s) : forwardOnly(m)).catch((e) => {
+        failAll(e);
+        throw e;
+      }),
+    ),
+  );
+  return result;
+}
+
+export interface AdamWSettings {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip across all stages; 0 disables clipping. */
+  maxGradNorm: number;
+}
+
+/** Clips by the global LoRA gradient norm (every stage reports its squared norm) and steps AdamW everywhere. */
+export async function optimizerStep(stages: StageHandle[], step: number, lr: number, a: AdamWSettings): Promise<{ gradNorm: number }> {
+  const squares = await Promise.all(stages.map((s) => s.client.gradNorm()));
+  const gradNorm = Math.sqrt(squares.reduce((x, y) => x + y, 0));
+  const gradScale = a.maxGradNorm > 0 && gradNorm > a.maxGradNorm ? a.maxGradNorm / gradNorm : 1;
+  await Promise.all(
+    stages.map((s) => s.client.optimStep({ step, lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay, gradScale })),
+  );
+  return { gradNorm };
+}

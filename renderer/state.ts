@@ -1,0 +1,449 @@
+// The wizard's state and its pure reducer (plus the "may I go on?" rules). No DOM, no React, no I/O: it runs in the
+// browser and, through the root tsconfig, in Node for test/unit/renderer-state.test.ts. It does not call the API.
+import type { DatasetPreview, Defaults, EventMessage, ModelSummary } from '../electron/core/api/contract.js';
+import type { DeviceInfo, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
+
+export const STEPS = [
+  { id: 'devices', title: 'Devices' },
+  { id: 'model', title: 'Model' },
+  { id: 'data', title: 'Data' },
+  { id: 'train', title: 'Train' },
+  { id: 'export', title: 'Export' },
+  { id: 'try', title: 'Try it' },
+] as const;
+export type StepId = (typeof STEPS)[number]['id'];
+
+export interface DeviceLive {
+  step: number;
+  busyMs: number;
+  rssBytes: number;
+  peakRssBytes: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface PushLive {
+  file: string;
+  bytesSent: number;
+  bytesTotal: number;
+}
+
+export type TrainStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed';
+
+export interface TrainState {
+  /** Steps requested in the form (text, so a half-typed number is not forced into shape). */
+  stepsText: string;
+  status: TrainStatus;
+  runId: string | null;
+  runDir: string | null;
+  plan: TrainPlan | null;
+  phase: string;
+  phaseDetail: string;
+  /** Loss curve, two parallel arrays (the shape uPlot wants). */
+  lossSteps: number[];
+  losses: number[];
+  step: number;
+  totalSteps: number;
+  tokPerSec: number | null;
+  lr: number | null;
+  evalBefore: number | null;
+  evalAfter: number | null;
+  devices: Record<string, DeviceLive>;
+  push: Record<string, PushLive>;
+  error: string | null;
+}
+
+export interface WizardState {
+  step: StepId;
+  /** Index of the furthest step reached, for the step bar's check marks. */
+  furthest: number;
+  devices: {
+    list: DeviceInfo[];
+    loading: boolean;
+    loadedOnce: boolean;
+    startingVirtual: boolean;
+    error: string | null;
+    selected: string[];
+  };
+  model: { path: string; busy: boolean; summary: ModelSummary | null; error: string | null };
+  data: { path: string; busy: boolean; preview: DatasetPreview | null; error: string | null };
+  train: TrainState;
+  exporting: { outDir: string; outDirEdited: boolean; busy: boolean; result: string | null; error: string | null };
+  tryIt: {
+    prompt: string;
+    maxTokensText: string;
+    useAdapter: boolean;
+    busy: boolean;
+    /** The prompt the shown text continues (the field may have been edited since). */
+    promptUsed: string;
+    text: string | null;
+    error: string | null;
+  };
+}
+
+export type Action =
+  | { type: 'go'; step: StepId }
+  | { type: 'next' }
+  | { type: 'back' }
+  | { type: 'defaults-loaded'; defaults: Defaults }
+  | { type: 'devices-loading' }
+  | { type: 'devices-loaded'; devices: DeviceInfo[] }
+  | { type: 'devices-failed'; error: string }
+  | { type: 'virtual-starting' }
+  | { type: 'virtual-started' }
+  | { type: 'virtual-failed'; error: string }
+  | { type: 'device-toggled'; serial: string }
+  | { type: 'model-path'; path: string }
+  | { type: 'model-inspecting' }
+  | { type: 'model-inspected'; summary: ModelSummary }
+  | { type: 'model-failed'; error: string }
+  | { type: 'data-path'; path: string }
+  | { type: 'data-loading' }
+  | { type: 'data-loaded'; preview: DatasetPreview }
+  | { type: 'data-failed'; error: string }
+  | { type: 'train-steps'; text: string }
+  | { type: 'train-starting' }
+  | { type: 'train-started'; runId: string }
+  | { type: 'train-failed'; error: string }
+  | { type: 'train-stopping' }
+  | { type: 'train-stop-failed'; error: string }
+  | { type: 'event'; message: EventMessage }
+  | { type: 'export-dir'; outDir: string }
+  | { type: 'export-busy' }
+  | { type: 'export-done'; outDir: string }
+  | { type: 'export-failed'; error: string }
+  | { type: 'try-prompt'; prompt: string }
+  | { type: 'try-max-tokens'; text: string }
+  | { type: 'try-use-adapter'; useAdapter: boolean }
+  | { type: 'try-busy' }
+  | { type: 'try-done'; text: string }
+  | { type: 'try-failed'; error: string };
+
+export const DEFAULT_STEPS = 20;
+export const MAX_STEPS = 100_000;
+export const MAX_NEW_TOKENS = 4096;
+
+export function emptyTrain(stepsText = String(DEFAULT_STEPS)): TrainState {
+  return {
+    stepsText,
+    status: 'idle',
+    runId: null,
+    runDir: null,
+    plan: null,
+    phase: '',
+    phaseDetail: '',
+    lossSteps: [],
+    losses: [],
+    step: 0,
+    totalSteps: 0,
+    tokPerSec: null,
+    lr: null,
+    evalBefore: null,
+    evalAfter: null,
+    devices: {},
+    push: {},
+    error: null,
+  };
+}
+
+export function initialState(): WizardState {
+  return {
+    step: 'devices',
+    furthest: 0,
+    devices: { list: [], loading: false, loadedOnce: false, startingVirtual: false, error: null, selected: [] },
+    model: { path: '', busy: false, summary: null, error: null },
+    data: { path: '', busy: false, preview: null, error: null },
+    train: emptyTrain(),
+    exporting: { outDir: '', outDirEdited: false, busy: false, result: null, error: null },
+    tryIt: {
+      prompt: 'Once upon a time',
+      maxTokensText: '64',
+      useAdapter: true,
+      busy: false,
+      promptUsed: '',
+      text: null,
+      error: null,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rules
+
+export const isReady = (d: DeviceInfo) => d.state === 'device';
+
+/** A whole number in [min, max], or null. */
+export function parseWhole(text: string, min: number, max: number): number | null {
+  if (!/^\s*\d+\s*$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= min && n <= max ? n : null;
+}
+
+export const isTraining = (t: TrainState) => t.status === 'starting' || t.status === 'running' || t.status === 'stopping';
+/** A run whose adapter can be exported and tried: finished, or stopped after at least one step. */
+export const hasUsableRun = (t: TrainState) =>
+  t.runId !== null && (t.status === 'finished' || (t.status === 'stopped' && t.lossSteps.length > 0));
+
+/** Why the wizard may not leave `step` forwards, or null when it may. Written for the person at the screen. */
+export function blocker(state: WizardState, step: StepId = state.step): string | null {
+  switch (step) {
+    case 'devices':
+      if (state.devices.selected.length === 0) return 'Select at least one ready phone.';
+      return null;
+    case 'model':
+      if (state.model.busy) return 'Inspecting the model...';
+      if (!state.model.summary) return 'Inspect the model before going on.';
+      return null;
+    case 'data':
+      if (state.data.busy) return 'Reading the dataset...';
+      if (!state.data.preview) return 'Preview the dataset before going on.';
+      if (state.data.preview.count === 0) return 'The dataset has no usable samples: fix the errors listed below.';
+      return null;
+    case 'train':
+      if (isTraining(state.train)) return 'Training is running: wait for it to finish or stop it.';
+      if (!hasUsableRun(state.train)) return 'Train for at least one step before going on.';
+      return null;
+    case 'export':
+      return null; // exporting is optional; "Try it" uses the run directly
+    case 'try':
+      return 'This is the last step.';
+  }
+}
+
+const indexOf = (step: StepId) => STEPS.findIndex((s) => s.id === step);
+
+/** Steps before `step` must all be complete to visit it (going back is always allowed). */
+export function canVisit(state: WizardState, step: StepId): boolean {
+  const target = indexOf(step);
+  for (let i = 0; i < target; i++) if (blocker(state, STEPS[i]!.id) !== null) return false;
+  return true;
+}
+
+/** Step-bar check mark: reached before, and still complete (editing an earlier step can undo it). */
+export function isDone(state: WizardState, step: StepId): boolean {
+  const i = indexOf(step);
+  return i !== indexOf(state.step) && i <= state.furthest && canVisit(state, step) && blocker(state, step) === null;
+}
+
+/** Phones to train on: the selection, restricted to phones that are ready now. */
+export function selectedReady(state: WizardState): string[] {
+  const ready = new Set(state.devices.list.filter(isReady).map((d) => d.serial));
+  return state.devices.selected.filter((s) => ready.has(s));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reducer
+
+export function reducer(state: WizardState, action: Action): WizardState {
+  switch (action.type) {
+    case 'go':
+      return canVisit(state, action.step)
+        ? { ...state, step: action.step, furthest: Math.max(state.furthest, indexOf(action.step)) }
+        : state;
+    case 'next': {
+      const i = indexOf(state.step);
+      if (blocker(state) !== null || i >= STEPS.length - 1) return state;
+      return { ...state, step: STEPS[i + 1]!.id, furthest: Math.max(state.furthest, i + 1) };
+    }
+    case 'back': {
+      const i = indexOf(state.step);
+      return i > 0 ? { ...state, step: STEPS[i - 1]!.id } : state;
+    }
+    case 'defaults-loaded':
+      // Only fill fields the user has not typed in yet.
+      return {
+        ...state,
+        model: state.model.path ? state.model : { ...state.model, path: action.defaults.modelPath },
+        data: state.data.path ? state.data : { ...state.data, path: action.defaults.datasetPath },
+      };
+
+    case 'devices-loading':
+      return { ...state, devices: { ...state.devices, loading: true } };
+    case 'devices-loaded': {
+      const ready = action.devices.filter(isReady).map((d) => d.serial);
+      // Keep the user's choices that are still ready; on first sight of ready phones, select them all.
+      let selected = state.devices.selected.filter((s) => ready.includes(s));
+      if (selected.length === 0 && state.devices.selected.length === 0) selected = ready;
+      return {
+        ...state,
+        devices: { ...state.devices, list: action.devices, loading: false, loadedOnce: true, error: null, selected },
+      };
+    }
+    case 'devices-failed':
+      return { ...state, devices: { ...state.devices, loading: false, loadedOnce: true, error: action.error } };
+    case 'virtual-starting':
+      return { ...state, devices: { ...state.devices, startingVirtual: true, error: null } };
+    case 'virtual-started':
+      return { ...state, devices: { ...state.devices, startingVirtual: false } };
+    case 'virtual-failed':
+      return { ...state, devices: { ...state.devices, startingVirtual: false, error: action.error } };
+    case 'device-toggled': {
+      const device = state.devices.list.find((d) => d.serial === action.serial);
+      if (!device || !isReady(device)) return state;
+      const on = state.devices.selected.includes(action.serial);
+      const selected = on
+        ? state.devices.selected.filter((s) => s !== action.serial)
+        : [...state.devices.selected, action.serial];
+      return { ...state, devices: { ...state.devices, selected } };
+    }
+
+    case 'model-path':
+      return { ...state, model: { path: action.path, busy: false, summary: null, error: null } };
+    case 'model-inspecting':
+      return { ...state, model: { ...state.model, busy: true, summary: null, error: null } };
+    case 'model-inspected':
+      return { ...state, model: { ...state.model, busy: false, summary: action.summary, error: null } };
+    case 'model-failed':
+      return { ...state, model: { ...state.model, busy: false, summary: null, error: action.error } };
+
+    case 'data-path':
+      return { ...state, data: { path: action.path, busy: false, preview: null, error: null } };
+    case 'data-loading':
+      return { ...state, data: { ...state.data, busy: true, preview: null, error: null } };
+    case 'data-loaded':
+      return { ...state, data: { ...state.data, busy: false, preview: action.preview, error: null } };
+    case 'data-failed':
+      return { ...state, data: { ...state.data, busy: false, preview: null, error: action.error } };
+
+    case 'train-steps':
+      return { ...state, train: { ...state.train, stepsText: action.text } };
+    case 'train-starting':
+      if (isTraining(state.train)) return state;
+      return {
+        ...state,
+        train: { ...emptyTrain(state.train.stepsText), status: 'starting', phase: 'Starting', phaseDetail: '' },
+        exporting: { ...state.exporting, result: null, error: null, outDir: state.exporting.outDirEdited ? state.exporting.outDir : '' },
+        tryIt: { ...state.tryIt, text: null, error: null },
+      };
+    case 'train-started':
+      // The run-started event may have arrived before this reply; either way the runId is now known.
+      return {
+        ...state,
+        train: {
+          ...state.train,
+          runId: action.runId,
+          status: state.train.status === 'starting' ? 'running' : state.train.status,
+        },
+      };
+    case 'train-failed':
+      return { ...state, train: { ...state.train, status: 'failed', error: action.error, phase: 'Failed' } };
+    case 'train-stopping':
+      return state.train.status === 'running' || state.train.status === 'starting'
+        ? { ...state, train: { ...state.train, status: 'stopping', phase: 'Stopping' } }
+        : state;
+    case 'train-stop-failed':
+      return { ...state, train: { ...state.train, status: 'running', error: action.error } };
+    case 'event':
+      return action.message.event === 'train-event' ? applyTrainEvent(state, action.message.data) : state;
+
+    case 'export-dir':
+      return { ...state, exporting: { ...state.exporting, outDir: action.outDir, outDirEdited: true, result: null, error: null } };
+    case 'export-busy':
+      return { ...state, exporting: { ...state.exporting, busy: true, result: null, error: null } };
+    case 'export-done':
+      return { ...state, exporting: { ...state.exporting, busy: false, result: action.outDir, error: null } };
+    case 'export-failed':
+      return { ...state, exporting: { ...state.exporting, busy: false, result: null, error: action.error } };
+
+    case 'try-prompt':
+      return { ...state, tryIt: { ...state.tryIt, prompt: action.prompt } };
+    case 'try-max-tokens':
+      return { ...state, tryIt: { ...state.tryIt, maxTokensText: action.text } };
+    case 'try-use-adapter':
+      return { ...state, tryIt: { ...state.tryIt, useAdapter: action.useAdapter } };
+    case 'try-busy':
+      return { ...state, tryIt: { ...state.tryIt, busy: true, promptUsed: state.tryIt.prompt, text: null, error: null } };
+    case 'try-done':
+      return { ...state, tryIt: { ...state.tryIt, busy: false, text: action.text, error: null } };
+    case 'try-failed':
+      return { ...state, tryIt: { ...state.tryIt, busy: false, text: null, error: action.error } };
+  }
+}
+
+/** Folds one streamed event into the train state. Events of other runs (e.g. a CLI run) are ignored. */
+export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState {
+  let t = state.train;
+  if (t.runId === null) {
+    // Between "Start" and the reply, adopt the run that announces itself.
+    if (t.status !== 'starting' || ev.type !== 'run-started') return state;
+    t = { ...t, runId: ev.runId };
+  } else if (ev.runId !== t.runId) {
+    return state;
+  }
+
+  switch (ev.type) {
+    case 'run-started':
+      t = {
+        ...t,
+        runDir: ev.runDir,
+        plan: ev.plan,
+        status: t.status === 'starting' ? 'running' : t.status,
+      };
+      break;
+    case 'phase':
+      t = { ...t, phase: ev.phase, phaseDetail: ev.detail };
+      break;
+    case 'push-progress':
+      t = { ...t, push: { ...t.push, [ev.serial]: { file: ev.file, bytesSent: ev.bytesSent, bytesTotal: ev.bytesTotal } } };
+      break;
+    case 'step': {
+      // Steps can repeat after a resume from checkpoint: replace, do not append, so the x axis stays monotonic.
+      let cut = t.lossSteps.length;
+      while (cut > 0 && t.lossSteps[cut - 1]! >= ev.step) cut--;
+      t = {
+        ...t,
+        lossSteps: [...t.lossSteps.slice(0, cut), ev.step],
+        losses: [...t.losses.slice(0, cut), ev.loss],
+        step: ev.step,
+        totalSteps: ev.totalSteps,
+        tokPerSec: ev.tokPerSec,
+        lr: ev.lr,
+      };
+      break;
+    }
+    case 'device-step':
+      t = {
+        ...t,
+        devices: {
+          ...t.devices,
+          [ev.serial]: {
+            step: ev.step,
+            busyMs: ev.busyMs,
+            rssBytes: ev.rssBytes,
+            peakRssBytes: ev.peakRssBytes,
+            bytesIn: ev.bytesIn,
+            bytesOut: ev.bytesOut,
+          },
+        },
+      };
+      break;
+    case 'eval':
+      t = ev.when === 'before' ? { ...t, evalBefore: ev.loss } : { ...t, evalAfter: ev.loss };
+      break;
+    case 'run-finished': {
+      const stopped = t.status === 'stopping';
+      const status: TrainStatus = ev.ok ? 'finished' : stopped ? 'stopped' : 'failed';
+      t = {
+        ...t,
+        runDir: ev.runDir,
+        status,
+        phase: status === 'finished' ? 'Finished' : status === 'stopped' ? 'Stopped' : 'Failed',
+        phaseDetail: '',
+        error: ev.ok || stopped ? null : (ev.error ?? 'the run failed without a message'),
+      };
+      break;
+    }
+  }
+
+  let exporting = state.exporting;
+  if (t.runDir && !exporting.outDirEdited && exporting.outDir === '') {
+    exporting = { ...exporting, outDir: joinPath(t.runDir, 'adapter-peft') };
+  }
+  return { ...state, train: t, exporting };
+}
+
+/** Joins with the separator the run folder already uses (Windows paths come from a Windows core). */
+function joinPath(dir: string, name: string): string {
+  const sep = dir.includes('\\') && !dir.includes('/') ? '\\' : '/';
+  return dir.endsWith(sep) ? dir + name : dir + sep + name;
+}

@@ -1,0 +1,68 @@
+// Step 2: which base model to fine-tune; Inspect reads its config and shows the summary (or the error in place).
+// It does not load weights; the core reads only what inspectModel needs.
+import type { StepProps } from '../app.js';
+import { inspectModel } from '../actions.js';
+import { formatCount } from '../format.js';
+
+export function ModelStep({ state, dispatch, api }: StepProps) {
+  const { path, busy, summary, error } = state.model;
+  return (
+    <section className="step">
+      <h2>Model</h2>
+      <p className="lead">A Llama-family model folder (Hugging Face layout: config.json, tokenizer, weights).</p>
+      <form
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void inspectModel(api, dispatch, path);
+        }}
+      >
+        <label className="grow">
+          <span className="label">Model folder</span>
+          <input
+            type="text"
+            value={path}
+            spellCheck={false}
+            onChange={(e) => dispatch({ type: 'model-path', path: e.target.value })}
+          />
+        </label>
+        <button type="submit" className="primary" disabled={busy || path.trim() === ''}>
+          {busy ? 'Inspecting…' : 'Inspect'}
+        </button>
+      </form>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {summary && (
+        <dl className="facts" aria-label="Model summary">
+          <div>
+            <dt>Type</dt>
+            <dd>{summary.modelType}</dd>
+          </div>
+          <div>
+            <dt>Layers</dt>
+            <dd>{summary.numLayers}</dd>
+          </div>
+          <div>
+            <dt>Hidden size</dt>
+            <dd>{summary.hiddenSize}</dd>
+          </div>
+          <div>
+            <dt>Vocabulary</dt>
+            <dd>{summary.vocabSize.toLocaleString()}</dd>
+          </div>
+          <div>
+            <dt>Parameters</dt>
+            <dd title={summary.paramCount.toLocaleString()}>{formatCount(summary.paramCount)}</dd>
+          </div>
+          <div className="wide">
+            <dt>Folder</dt>
+            <dd className="mono">{summary.path}</dd>
+          </div>
+        </dl>
+      )}
+    </section>
+  );
+}

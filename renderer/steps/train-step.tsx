@@ -1,0 +1,186 @@
+// Step 4: start a run on the chosen phones and watch it live (phase, loss curve, tokens/s, one card per phone).
+// It does not plan or schedule anything; it shows the core's events as they arrive.
+import type { StepProps } from '../app.js';
+import { startTraining, stopTraining } from '../actions.js';
+import { formatBytes, formatLoss, formatMs } from '../format.js';
+import { LossChart } from '../loss-chart.js';
+import { MAX_STEPS, isTraining, parseWhole, selectedReady, type WizardState } from '../state.js';
+
+const STATUS_TEXT = {
+  idle: 'Not started',
+  starting: 'Starting',
+  running: 'Training',
+  stopping: 'Stopping',
+  finished: 'Finished',
+  stopped: 'Stopped',
+  failed: 'Failed',
+} as const;
+
+export function TrainStep({ state, dispatch, api }: StepProps) {
+  const t = state.train;
+  const running = isTraining(t);
+  const stepsValid = parseWhole(t.stepsText, 1, MAX_STEPS) !== null;
+  const phones = selectedReady(state);
+  const progress = t.totalSteps > 0 ? Math.min(1, t.step / t.totalSteps) : 0;
+  const lastLoss = t.losses.length > 0 ? t.losses[t.losses.length - 1]! : null;
+
+  return (
+    <section className="step">
+      <div className="step-head">
+        <div>
+          <h2>Train</h2>
+          <p className="lead">
+            LoRA fine-tuning of <span className="mono">{state.model.summary?.modelType ?? 'the model'}</span> on{' '}
+            {phones.length} phone{phones.length === 1 ? '' : 's'}.
+          </p>
+        </div>
+        <form
+          className="actions"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (!running) void startTraining(api, dispatch, state);
+          }}
+        >
+          <label className="inline">
+            <span className="label">Steps</span>
+            <input
+              type="number"
+              min={1}
+              max={MAX_STEPS}
+              className="narrow"
+              value={t.stepsText}
+              disabled={running}
+              aria-invalid={!stepsValid}
+              onChange={(e) => dispatch({ type: 'train-steps', text: e.target.value })}
+            />
+          </label>
+          {running ? (
+            <button
+              type="button"
+              className="danger"
+              disabled={t.status === 'stopping' || t.runId === null}
+              onClick={() => t.runId && void stopTraining(api, dispatch, t.runId)}
+            >
+              {t.status === 'stopping' ? 'Stopping…' : 'Stop'}
+            </button>
+          ) : (
+            <button type="submit" className="primary" disabled={!stepsValid || phones.length === 0}>
+              {t.runId ? 'Train again' : 'Start training'}
+            </button>
+          )}
+        </form>
+      </div>
+
+      {t.error && (
+        <p className="error" role="alert">
+          {t.error}
+        </p>
+      )}
+
+      <div className="stats" aria-live="polite">
+        <div className="stat wide-stat">
+          <span className="stat-label">Status</span>
+          <span className={`stat-value status-${t.status}`} data-testid="train-status">
+            {STATUS_TEXT[t.status]}
+          </span>
+          <span className="stat-sub" data-testid="train-phase">
+            {[t.phase !== STATUS_TEXT[t.status] ? t.phase : '', t.phaseDetail].filter(Boolean).join(' · ')}
+          </span>
+        </div>
+        <div className="stat">
+          <span className="stat-label">Step</span>
+          <span className="stat-value">
+            {t.step}
+            <span className="stat-of"> / {t.totalSteps || parseWhole(t.stepsText, 1, MAX_STEPS) || '–'}</span>
+          </span>
+          <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(progress * 100)}>
+            <div style={{ width: `${progress * 100}%` }} />
+          </div>
+        </div>
+        <div className="stat">
+          <span className="stat-label">Loss</span>
+          <span className="stat-value">{formatLoss(lastLoss)}</span>
+          <span className="stat-sub">
+            {t.evalBefore !== null && `eval before ${formatLoss(t.evalBefore)}`}
+            {t.evalAfter !== null && ` · after ${formatLoss(t.evalAfter)}`}
+          </span>
+        </div>
+        <div className="stat">
+          <span className="stat-label">Tokens/s</span>
+          <span className="stat-value">{t.tokPerSec === null ? '–' : t.tokPerSec.toFixed(1)}</span>
+          <span className="stat-sub">{t.lr === null ? '' : `lr ${t.lr.toExponential(1)}`}</span>
+        </div>
+      </div>
+
+      <div className="train-grid">
+        <div className="card">
+          <h3>Loss</h3>
+          <LossChart steps={t.lossSteps} losses={t.losses} />
+        </div>
+        <div className="card">
+          <h3>Phones</h3>
+          <DeviceCards state={state} />
+        </div>
+      </div>
+      {t.runDir && (
+        <p className="hint">
+          Run folder: <span className="mono">{t.runDir}</span>
+        </p>
+      )}
+    </section>
+  );
+}
+
+function DeviceCards({ state }: { state: WizardState }) {
+  const t = state.train;
+  const serials = t.plan ? t.plan.stages.map((s) => s.serial) : selectedReady(state);
+  const numLayers = state.model.summary?.numLayers ?? null;
+  if (serials.length === 0) return <p className="hint">No phones selected.</p>;
+  return (
+    <ul className="device-cards" aria-label="Phones in this run">
+      {serials.map((serial) => {
+        const info = state.devices.list.find((d) => d.serial === serial);
+        const stage = t.plan?.stages.find((s) => s.serial === serial);
+        const live = t.devices[serial];
+        const push = t.push[serial];
+        const total = info?.ramTotalBytes ?? 0;
+        const used = live?.rssBytes ?? 0;
+        const peak = live?.peakRssBytes ?? 0;
+        const pct = (v: number) => (total > 0 ? Math.min(100, (v / total) * 100) : 0);
+        return (
+          <li key={serial} className="device-card" data-testid="device-card">
+            <div className="device-top">
+              <span className="device-name">{info ? [info.manufacturer, info.model].filter(Boolean).join(' ') : 'Phone'}</span>
+              <span className="mono sub">{serial}</span>
+            </div>
+            <div className="device-line" title={stage ? `layers [${stage.layerStart}, ${stage.layerEnd})` : undefined}>
+              {stage ? (
+                <>
+                  Layers {stage.layerStart}–{stage.layerEnd - 1}
+                  {numLayers !== null && <span className="sub"> of {numLayers}</span>}
+                  {stage.hasEmbedding && <span className="tag">embedding</span>}
+                  {stage.hasHead && <span className="tag">head</span>}
+                </>
+              ) : (
+                <span className="sub">Waiting for the plan</span>
+              )}
+            </div>
+            <div className="ram" aria-label={`RAM used on ${serial}`}>
+              <div className="ram-bar">
+                <div className="ram-used" style={{ width: `${pct(used)}%` }} />
+                {peak > 0 && <div className="ram-peak" style={{ left: `${pct(peak)}%` }} title={`peak ${formatBytes(peak)}`} />}
+              </div>
+              <span className="sub">
+                {live ? `${formatBytes(used)} used` : 'RAM'}
+                {total > 0 ? ` of ${formatBytes(total)}` : ''}
+              </span>
+            </div>
+            <div className="device-line sub">
+              {live ? `busy ${formatMs(live.busyMs)} in step ${live.step}` : push ? `sending ${push.file} ${Math.round((push.bytesSent / Math.max(1, push.bytesTotal)) * 100)}%` : 'idle'}
+            </div>
+          </li>
+        );
+      })}
+    </ul>
+  );
+}

@@ -1,0 +1,157 @@
+// End-to-end: the REAL core service behind the headless server, driven through the whole wizard in headless
+// Chromium (virtual phones -> inspect -> preview -> train -> export -> generate), with a screenshot per step in
+// test-artifacts/e2e/. Not a test of the Electron shell (its wiring is unit-tested in test/unit/ipc-*.test.ts).
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { WebSocket } from 'ws';
+import { createService } from '../../electron/core/service.js';
+import { startServer } from '../../electron/server/server.js';
+import { needTool } from '../support/tools.js';
+
+const skip = needTool('chromium');
+const repoRoot = process.cwd(); // scripts/test.mjs runs from the repo root
+const staticDir = join(repoRoot, 'build', 'renderer');
+const shotsDir = join(repoRoot, 'test-artifacts', 'e2e');
+const TRAIN_STEPS = 4;
+
+test('the wizard trains, exports and generates against the real core', { skip, timeout: 15 * 60_000 }, async () => {
+  assert.ok(existsSync(join(staticDir, 'index.html')), `no built renderer in ${staticDir}: run npm run build:renderer`);
+  mkdirSync(shotsDir, { recursive: true });
+  const outRoot = await mkdtemp(join(tmpdir(), 'confidant-e2e-'));
+
+  const service = await createService({ repoRoot });
+  const server = await startServer({ service, staticDir });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    // --- the token guards both doors -----------------------------------------------------------------------------
+    assert.equal((await fetch(`${server.origin}/`)).status, 401, 'page without token');
+    assert.equal((await fetch(`${server.origin}/?token=${'0'.repeat(64)}`)).status, 401, 'page with a wrong token');
+    assert.equal(await wsStatus(`${server.origin.replace('http', 'ws')}/api`, server.origin), 401, 'WebSocket without token');
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(180_000);
+    const consoleProblems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') consoleProblems.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleProblems.push(`uncaught: ${e.message}`));
+    let shotNo = 0;
+    const shot = (name: string) => page.screenshot({ path: join(shotsDir, `${String(++shotNo).padStart(2, '0')}-${name}.png`) });
+    const next = () => page.getByRole('button', { name: 'Next →' }).click();
+
+    // --- 1. Devices -------------------------------------------------------------------------------------------------
+    await page.goto(server.url);
+    await page.getByRole('heading', { name: 'Phones' }).waitFor();
+    await page.getByText(/Looking for phones/).waitFor({ state: 'detached' });
+    await shot('devices');
+    const startVirtual = page.getByRole('button', { name: 'Start 2 virtual phones' });
+    if (await startVirtual.isVisible()) {
+      await startVirtual.click();
+      await page.locator('table[aria-label="Phones"] tbody .state.ok').nth(1).waitFor();
+    } else {
+      process.stderr.write('e2e: phones were already ready; training on those\n');
+    }
+    // Train on virtual phones only, so a developer's own phone is never used by the test.
+    const rows = page.locator('table[aria-label="Phones"] tbody tr');
+    for (let i = 0; i < (await rows.count()); i++) {
+      const row = rows.nth(i);
+      const box = row.getByRole('checkbox');
+      if (!(await box.isEnabled())) continue;
+      const isVirtual = (await row.locator('.tag', { hasText: 'virtual' }).count()) > 0;
+      if ((await box.isChecked()) !== isVirtual) await box.click();
+    }
+    await shot('devices-ready');
+    await next();
+
+    // --- 2. Model ---------------------------------------------------------------------------------------------------
+    const modelPath = page.getByLabel('Model folder');
+    assert.notEqual(await modelPath.inputValue(), '', 'model path prefilled from defaults()');
+    await page.getByRole('button', { name: 'Inspect' }).click();
+    const summary = page.getByLabel('Model summary');
+    await summary.waitFor();
+    const layersText = await summary.locator('div', { hasText: 'Layers' }).locator('dd').textContent();
+    assert.ok(Number(layersText) > 0, `layers shown: ${layersText}`);
+    await shot('model');
+    await next();
+
+    // --- 3. Data ----------------------------------------------------------------------------------------------------
+    assert.notEqual(await page.getByLabel('Dataset file').inputValue(), '', 'dataset path prefilled from defaults()');
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByTestId('dataset-summary').waitFor();
+    assert.ok((await page.locator('ol.samples li').count()) > 0, 'samples shown');
+    await shot('data');
+    await next();
+
+    // --- 4. Train ---------------------------------------------------------------------------------------------------
+    await page.getByLabel('Steps').fill(String(TRAIN_STEPS));
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.locator('[data-testid=loss-chart]:not([data-points="0"])').waitFor();
+    await shot('train-live');
+    await page.getByTestId('train-status').filter({ hasText: /Finished|Failed|Stopped/ }).waitFor({ timeout: 10 * 60_000 });
+    const status = await page.getByTestId('train-status').textContent();
+    const error = (await page.getByRole('alert').count()) > 0 ? await page.getByRole('alert').first().textContent() : '';
+    await shot('train-done');
+    assert.equal(status, 'Finished', `run ended ${status}: ${error}`);
+    const points = Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
+    assert.equal(points, TRAIN_STEPS, 'one loss point per step reached the page');
+    assert.ok((await page.getByTestId('device-card').count()) >= 1, 'device cards shown');
+    // Cross-check the page against the run's own record (types.ts: events are also written to events.jsonl).
+    const runDir = (await page.locator('.hint .mono').last().textContent())!.trim();
+    const stepEvents = readFileSync(join(runDir, 'events.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string })
+      .filter((e) => e.type === 'step');
+    assert.equal(stepEvents.length, points, 'every step event in events.jsonl reached the page');
+    await next();
+
+    // --- 5. Export --------------------------------------------------------------------------------------------------
+    const outDir = join(outRoot, 'adapter-peft');
+    await page.getByLabel('Output folder').fill(outDir);
+    await page.getByRole('button', { name: 'Export PEFT' }).click();
+    await page.getByTestId('export-result').waitFor();
+    assert.ok(existsSync(join(outDir, 'adapter_config.json')), 'PEFT adapter_config.json written');
+    await shot('export');
+    await next();
+
+    // --- 6. Try it --------------------------------------------------------------------------------------------------
+    await page.getByLabel('Max tokens').fill('16');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByTestId('generated').or(page.getByRole('alert')).waitFor();
+    await shot('try-it');
+    assert.equal(await page.getByRole('alert').count(), 0, `generate failed: ${await page.getByRole('alert').allTextContents()}`);
+
+    // A CSP violation or a script error anywhere on the way is a failure.
+    assert.deepEqual(consoleProblems, []);
+  } finally {
+    await browser.close();
+    await server.close();
+    await service.dispose();
+    await rm(outRoot, { recursive: true, force: true });
+  }
+});
+
+/** HTTP status of a refused WebSocket upgrade (0 if it was accepted). */
+function wsStatus(url: string, origin: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { origin });
+    ws.once('open', () => {
+      ws.close();
+      resolve(0);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? -1);
+      ws.terminate();
+    });
+    ws.once('error', reject);
+  });
+}

@@ -1,0 +1,340 @@
+// Tests AgentClient against a scripted protocol peer: a net.Server that answers with literal fixture bytes
+// (hello, errors, replies), closes mid-request, stays silent, or sends garbage. Not a fake agent: no training logic.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { AgentClient, AgentConnectionError, AgentError } from '../../electron/core/protocol/agent-client.js';
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+  return dir;
+}
+
+const FIXTURES = join(repoRoot(), 'test', 'fixtures', 'protocol');
+const TOKEN = '9f3c1a7e5b2d4068a1c3e5f7092b4d6f'; // the token inside hello_request.bin
+const LABEL = 'R58N-TEST';
+
+/** A fixture frame with its request id replaced (the client numbers its requests 1, 2, 3, ...). */
+function fixture(name: string, requestId: number): Buffer {
+  const b = Buffer.from(readFileSync(join(FIXTURES, `${name}.bin`)));
+  b.writeUInt32LE(requestId, 8);
+  return b;
+}
+
+interface Received {
+  kind: number;
+  requestId: number;
+  raw: Buffer;
+}
+
+/** The agent side of one connection, scripted by the test; frames are cut by reading the header by hand. */
+class Peer {
+  private buffered = Buffer.alloc(0);
+  private waiters: (() => void)[] = [];
+  readonly closed: Promise<void>;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffered = Buffer.concat([this.buffered, chunk]);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    socket.on('error', () => {});
+    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
+  }
+
+  async nextFrame(): Promise<Received> {
+    for (;;) {
+      if (this.buffered.length >= 16) {
+        const total = 16 + this.buffered.readUInt32LE(12);
+        if (this.buffered.length >= total) {
+          const raw = this.buffered.subarray(0, total);
+          this.buffered = this.buffered.subarray(total);
+          return { kind: raw.readUInt16LE(4), requestId: raw.readUInt32LE(8), raw };
+        }
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Reads HELLO, checks it is byte-for-byte the fixture request, answers with the fixture reply. */
+  async handshake(): Promise<void> {
+    const hello = await this.nextFrame();
+    assert.deepStrictEqual(hello.raw, fixture('hello_request', hello.requestId));
+    this.socket.write(fixture('hello_reply', hello.requestId));
+  }
+}
+
+/** Starts a one-connection server running `script`, connects a client to it; returns both ends. */
+async function session(
+  script: (peer: Peer) => Promise<void>,
+  opts: { timeoutMs?: number; token?: string } = {},
+): Promise<{ client: Promise<AgentClient>; scriptDone: Promise<void>; server: net.Server }> {
+  let resolveDone!: (p: Promise<void>) => void;
+  const scriptStarted = new Promise<Promise<void>>((r) => (resolveDone = r));
+  const server = net.createServer((socket) => resolveDone(script(new Peer(socket))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  const socket = net.connect(port, '127.0.0.1');
+  const token = opts.token ?? TOKEN;
+  const client = AgentClient.connect(socket, { token, label: LABEL, timeoutMs: opts.timeoutMs ?? 2000 });
+  const scriptDone = scriptStarted.then((p) => p).finally(() => server.close());
+  return { client, scriptDone, server };
+}
+
+test('HELLO goes out as the fixture bytes and the capabilities come from the fixture reply', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    await peer.closed;
+  });
+  const client = await s.client;
+  assert.deepStrictEqual(client.capabilities, {
+    agentVersion: '0.1.0-dev+g1a2b3c4',
+    protocolVersion: 1,
+    abi: 'arm64-v8a',
+    cpuThreads: 8,
+    memoryBudgetBytes: 0x1_7f3a_2b1c,
+    backends: ['cpu-ref', 'cpu-neon', 'opencl'],
+  });
+  client.close();
+  await s.scriptDone;
+  assert.equal(client.isOpen, false);
+});
+
+test('AUTH_FAILED rejects connect with an AgentError carrying the code and the agent message', async () => {
+  const s = await session(async (peer) => {
+    const hello = await peer.nextFrame();
+    peer.socket.end(fixture('error_auth_failed', hello.requestId));
+  });
+  await assert.rejects(s.client, (e: unknown) => {
+    assert.ok(e instanceof AgentError);
+    assert.equal(e.code, 3);
+    assert.equal(e.codeName, 'AUTH_FAILED');
+    assert.equal(e.command, 'HELLO');
+    assert.equal(e.closesConnection, true);
+    assert.match(e.message, /^agent on R58N-TEST refused HELLO: AUTH_FAILED: token does not match --token-file .*tokén/u);
+    assert.match(e.message, /does not match the agent's --token-file/);
+    return true;
+  });
+  await s.scriptDone;
+});
+
+test('the agent closing the connection mid-request rejects with a message naming device and command', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const req = await peer.nextFrame();
+    assert.deepStrictEqual(req.raw, fixture('forward_request_first', req.requestId));
+    peer.socket.destroy();
+  });
+  const client = await s.client;
+  await assert.rejects(
+    client.forward({
+      microId: 0x00010002,
+      flags: 1,
+      input: { dtype: 'i32', dims: [2, 3], data: new Int32Array([1, 15043, 3186, 31999, 0, 7]) },
+    }),
+    (e: unknown) => {
+      assert.ok(e instanceof AgentConnectionError);
+      assert.equal(e.reason, 'closed');
+      assert.equal(e.message, 'agent on R58N-TEST closed the connection during FORWARD (request 2)');
+      return true;
+    },
+  );
+  await assert.rejects(client.stats(), /cannot send STATS: agent on R58N-TEST closed the connection during FORWARD/);
+  await s.scriptDone;
+});
+
+test('a reply cut off by the agent closing says how much of the frame arrived', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const req = await peer.nextFrame();
+    const reply = fixture('forward_reply_loss', req.requestId);
+    peer.socket.end(reply.subarray(0, 40));
+  });
+  const client = await s.client;
+  const input = { dtype: 'f32' as const, dims: [1, 1], data: new Float32Array([0.5]) };
+  await assert.rejects(
+    client.forward({ microId: 5, flags: 3, input }),
+    new RegExp(
+      'agent on R58N-TEST closed the connection during FORWARD \\(request 2\\) ' +
+        '\\(stream from agent on R58N-TEST ended inside a frame: 24 of \\d+ payload bytes received\\)',
+    ),
+  );
+  await s.scriptDone;
+});
+
+test('a non-closing ERROR rejects that request only; the next request is answered', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const setLora = await peer.nextFrame();
+    assert.deepStrictEqual(setLora.raw, fixture('set_lora_request', setLora.requestId));
+    peer.socket.write(fixture('error_bad_argument', setLora.requestId));
+    const stats = await peer.nextFrame();
+    assert.deepStrictEqual(stats.raw, fixture('stats_request', stats.requestId));
+    peer.socket.write(fixture('stats_reply', stats.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  const fixtureJson = JSON.parse(readFileSync(join(FIXTURES, 'set_lora_request.json'), 'utf8'));
+  const tensors = fixtureJson.fields.tensors.map((t: { name: string; tensor: { dims: number[]; data: number[] } }) => ({
+    name: t.name,
+    tensor: { dtype: 'f32', dims: t.tensor.dims, data: Float32Array.from(t.tensor.data) },
+  }));
+  await assert.rejects(client.setLora(tensors), (e: unknown) => {
+    assert.ok(e instanceof AgentError);
+    assert.equal(e.codeName, 'BAD_ARGUMENT');
+    assert.equal(e.closesConnection, false);
+    assert.match(e.message, /^agent on R58N-TEST refused SET_LORA: BAD_ARGUMENT: SET_LORA: model\.layers\.4/);
+    return true;
+  });
+  assert.equal(client.isOpen, true);
+  const stats = await client.stats();
+  assert.equal(stats.bytesOut, 0x4_0506_0708);
+  assert.equal(stats.rssBytes, 0x1_0a0b_0c0d);
+  client.close();
+  await s.scriptDone;
+});
+
+test('a request the agent never answers times out, closes the connection, and later calls fail fast', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    await peer.nextFrame(); // GRAD_NORM: never answered
+    await peer.closed; // the client must hang up
+  });
+  const client = await s.client;
+  const started = Date.now();
+  await assert.rejects(client.gradNorm({ timeoutMs: 100 }), (e: unknown) => {
+    assert.ok(e instanceof AgentConnectionError);
+    assert.equal(e.reason, 'timeout');
+    assert.match(e.message, /^agent on R58N-TEST did not answer GRAD_NORM \(request 2\) within 100 ms/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 1500);
+  await s.scriptDone;
+  await assert.rejects(client.zeroGrad(), /cannot send ZERO_GRAD: agent on R58N-TEST did not answer GRAD_NORM/);
+});
+
+test('HELLO times out when nothing answers (an adb tunnel accepts even with no agent behind it)', async () => {
+  const s = await session(async (peer) => {
+    await peer.closed;
+  }, { timeoutMs: 100 });
+  await assert.rejects(s.client, /agent on R58N-TEST did not answer HELLO \(request 1\) within 100 ms/);
+  await s.scriptDone;
+});
+
+test('requests are sent one at a time, in call order', async () => {
+  const order: string[] = [];
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const first = await peer.nextFrame();
+    order.push(`got ${first.kind}`);
+    // The second request must not be on the wire before the first is answered.
+    await new Promise((r) => setTimeout(r, 50));
+    const pending = peer.nextFrame();
+    let early = false;
+    void pending.then(() => (early = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(early, false, 'second request sent before the first reply');
+    peer.socket.write(fixture('zero_grad_reply', first.requestId));
+    const second = await pending;
+    order.push(`got ${second.kind}`);
+    assert.equal(second.requestId, first.requestId + 1);
+    peer.socket.write(fixture('grad_norm_reply', second.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  const [zero, norm] = await Promise.all([client.zeroGrad(), client.gradNorm()]);
+  assert.equal(zero, undefined);
+  assert.equal(norm, 0.12345678901234566);
+  assert.deepStrictEqual(order, ['got 11', 'got 6']);
+  client.close();
+  await s.scriptDone;
+});
+
+test('a reply with a wrong request id or kind, or bad magic, is a protocol error that closes', async () => {
+  const cases: [string, (reqId: number) => Buffer, RegExp][] = [
+    ['wrong id', (id) => fixture('stats_reply', id + 7), /answered request \d+ while request 2 \(STATS\) was outstanding/],
+    ['wrong kind', (id) => fixture('grad_norm_reply', id), /answered STATS \(request 2\) with a GRAD_NORM reply frame/],
+    ['bad magic', (id) => Buffer.concat([Buffer.from('HTTP'), fixture('stats_reply', id).subarray(4)]), /0x50545448/],
+    [
+      'ERROR for another request id',
+      () => fixture('error_bad_argument', 0),
+      /sent ERROR BAD_ARGUMENT: SET_LORA: .* for request 0, while STATS \(request 2\) was outstanding/,
+    ],
+  ];
+  for (const [what, reply, pattern] of cases) {
+    const s = await session(async (peer) => {
+      await peer.handshake();
+      const req = await peer.nextFrame();
+      peer.socket.write(reply(req.requestId));
+      await peer.closed;
+    });
+    const client = await s.client;
+    await assert.rejects(client.stats(), (e: unknown) => {
+      assert.ok(e instanceof AgentConnectionError, what);
+      assert.equal(e.reason, 'protocol', what);
+      assert.match(e.message, pattern, what);
+      return true;
+    });
+    await s.scriptDone;
+  }
+});
+
+test('aborting a queued request leaves the connection open; aborting one in flight closes it', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const first = await peer.nextFrame(); // STATS, left unanswered until the abort closes the connection
+    assert.equal(first.kind, 0x0009);
+    await peer.closed;
+  });
+  const client = await s.client;
+  const inFlight = new AbortController();
+  const queued = new AbortController();
+  const a = client.stats({ signal: inFlight.signal });
+  const b = client.getLora({ includeGrads: true, signal: queued.signal });
+  queued.abort();
+  await assert.rejects(b, /GET_LORA to agent on R58N-TEST was aborted while it waited in the queue/);
+  assert.equal(client.isOpen, true);
+  inFlight.abort();
+  await assert.rejects(a, (e: unknown) => e instanceof AgentConnectionError && e.reason === 'aborted');
+  assert.equal(client.isOpen, false);
+  await s.scriptDone;
+});
+
+test('shutdown resolves on the acknowledgement and leaves the client closed', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const req = await peer.nextFrame();
+    assert.deepStrictEqual(req.raw, fixture('shutdown_request', req.requestId));
+    peer.socket.end(fixture('shutdown_reply', req.requestId));
+  });
+  const client = await s.client;
+  await client.shutdown();
+  assert.equal(client.isOpen, false);
+  assert.equal((await client.whenClosed()).reason, 'shut-down');
+  await s.scriptDone;
+});
+
+test('a HELLO reply with another protocol version is refused', async () => {
+  const s = await session(async (peer) => {
+    const hello = await peer.nextFrame();
+    const reply = fixture('hello_reply', hello.requestId);
+    // protocol_version follows the agent_version string (u32 length + bytes) at payload offset 0.
+    const at = 16 + 4 + reply.readUInt32LE(16);
+    reply.writeUInt32LE(2, at);
+    peer.socket.write(reply);
+    await peer.closed;
+  });
+  await assert.rejects(
+    s.client,
+    /agent on R58N-TEST \(version 0\.1\.0-dev\+g1a2b3c4\) speaks protocol version 2, this host speaks 1/,
+  );
+  await s.scriptDone;
+});

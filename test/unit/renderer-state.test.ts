@@ -1,0 +1,234 @@
+// Unit tests for the wizard reducer (renderer/state.ts), run in Node: step navigation and its validation, device
+// selection, path edits invalidating results, and folding of streamed train events. No DOM, no React.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { DeviceInfo, TrainEvent, TrainPlan } from '../../electron/core/api/types.js';
+import {
+  blocker,
+  canVisit,
+  initialState,
+  isDone,
+  parseWhole,
+  reducer,
+  selectedReady,
+  type Action,
+  type WizardState,
+} from '../../renderer/state.js';
+
+function device(serial: string, state = 'device'): DeviceInfo {
+  return {
+    serial,
+    state,
+    guidance: state === 'device' ? '' : 'Unlock the phone and accept the USB debugging prompt.',
+    manufacturer: 'Confidant',
+    model: 'Virtual',
+    androidVersion: '14',
+    soc: 'x86_64',
+    abis: ['x86_64'],
+    ramTotalBytes: 4 << 30,
+    ramAvailableBytes: 3 << 30,
+    batteryPercent: 100,
+    temperatureC: 30,
+    virtual: true,
+  };
+}
+
+const run = (state: WizardState, ...actions: Action[]) => actions.reduce(reducer, state);
+const summary = { path: '/m', modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260_000 };
+const preview = { path: '/d.jsonl', samples: ['hello'], count: 10, errors: [{ line: 3, message: 'not JSON' }] };
+const plan: TrainPlan = {
+  stages: [
+    { serial: 'A', layerStart: 0, layerEnd: 3, hasEmbedding: true, hasHead: false, predictedBytes: 1e6 },
+    { serial: 'B', layerStart: 3, layerEnd: 5, hasEmbedding: false, hasHead: true, predictedBytes: 1e6 },
+  ],
+  microBatches: 4,
+  microBatchSize: 1,
+  seqLen: 64,
+};
+const ev = {
+  started: (runId = 'r1'): TrainEvent => ({ type: 'run-started', runId, runDir: `/runs/${runId}`, plan, timeMs: 0 }),
+  step: (step: number, loss: number, runId = 'r1'): TrainEvent => ({ type: 'step', runId, step, totalSteps: 3, loss, lr: 1e-3, tokPerSec: 500, timeMs: step }),
+  finished: (ok: boolean, runId = 'r1', error?: string): TrainEvent => ({ type: 'run-finished', runId, runDir: `/runs/${runId}`, ok, error, timeMs: 9 }),
+};
+const event = (data: TrainEvent): Action => ({ type: 'event', message: { event: 'train-event', data } });
+
+/** A state that has passed devices, model and data. */
+function atTrain(): WizardState {
+  return run(
+    initialState(),
+    { type: 'devices-loaded', devices: [device('A'), device('B')] },
+    { type: 'next' },
+    { type: 'model-inspected', summary },
+    { type: 'next' },
+    { type: 'data-loaded', preview },
+    { type: 'next' },
+  );
+}
+
+test('Next is blocked until each step is valid; Back is always allowed', () => {
+  let s = initialState();
+  assert.equal(s.step, 'devices');
+  assert.match(blocker(s)!, /Select at least one ready phone/);
+  s = reducer(s, { type: 'next' });
+  assert.equal(s.step, 'devices', 'blocked');
+
+  s = run(s, { type: 'devices-loaded', devices: [device('A')] }, { type: 'next' });
+  assert.equal(s.step, 'model');
+  assert.match(blocker(s)!, /Inspect the model/);
+  s = run(s, { type: 'model-failed', error: 'config.json missing' }, { type: 'next' });
+  assert.equal(s.step, 'model');
+  assert.equal(s.model.error, 'config.json missing');
+  s = run(s, { type: 'model-inspected', summary }, { type: 'next' });
+  assert.equal(s.step, 'data');
+
+  s = run(s, { type: 'data-loaded', preview: { ...preview, count: 0 } });
+  assert.match(blocker(s)!, /no usable samples/);
+  s = run(s, { type: 'data-loaded', preview }, { type: 'next' });
+  assert.equal(s.step, 'train');
+  assert.match(blocker(s)!, /Train for at least one step/);
+
+  s = run(s, { type: 'back' }, { type: 'back' }, { type: 'back' }, { type: 'back' });
+  assert.equal(s.step, 'devices');
+});
+
+test('the step bar only jumps to steps whose predecessors are complete', () => {
+  let s = initialState();
+  assert.equal(canVisit(s, 'devices'), true);
+  assert.equal(canVisit(s, 'model'), false);
+  s = reducer(s, { type: 'go', step: 'train' });
+  assert.equal(s.step, 'devices');
+  s = atTrain();
+  s = run(s, { type: 'go', step: 'devices' }, { type: 'go', step: 'data' });
+  assert.equal(s.step, 'data');
+  assert.equal(canVisit(s, 'export'), false);
+  assert.equal(isDone(s, 'devices'), true);
+  assert.equal(isDone(s, 'data'), false, 'the current step has no check mark');
+  assert.equal(isDone(s, 'export'), false, 'never reached');
+  s = reducer(s, { type: 'model-path', path: '/other' });
+  assert.equal(isDone(s, 'model'), false, 'edited since: no longer complete');
+});
+
+test('device selection: ready phones auto-selected once, not-ready ones never, vanished ones dropped', () => {
+  let s = reducer(initialState(), { type: 'devices-loaded', devices: [device('A'), device('X', 'unauthorized'), device('B')] });
+  assert.deepEqual(s.devices.selected, ['A', 'B']);
+  s = run(s, { type: 'device-toggled', serial: 'A' }, { type: 'device-toggled', serial: 'X' });
+  assert.deepEqual(s.devices.selected, ['B']);
+  s = reducer(s, { type: 'devices-loaded', devices: [device('A'), device('C')] });
+  assert.deepEqual(s.devices.selected, [], 'B vanished; the user had made a choice, so nothing is auto-selected');
+  s = reducer(s, { type: 'device-toggled', serial: 'C' });
+  assert.deepEqual(selectedReady(s), ['C']);
+});
+
+test('editing a path clears the previous inspection or preview', () => {
+  let s = run(atTrain(), { type: 'model-path', path: '/other' });
+  assert.equal(s.model.summary, null);
+  assert.equal(s.model.path, '/other');
+  assert.equal(canVisit(s, 'train'), false);
+  s = run(s, { type: 'data-path', path: '/x.jsonl' });
+  assert.equal(s.data.preview, null);
+});
+
+test('defaults fill only empty fields', () => {
+  let s = reducer(initialState(), { type: 'model-path', path: '/typed' });
+  s = reducer(s, { type: 'defaults-loaded', defaults: { modelPath: '/def/m', datasetPath: '/def/d.jsonl' } });
+  assert.equal(s.model.path, '/typed');
+  assert.equal(s.data.path, '/def/d.jsonl');
+});
+
+test('train events build the loss curve, device stats and final status', () => {
+  let s = run(atTrain(), { type: 'train-starting' });
+  assert.equal(s.train.status, 'starting');
+  assert.match(blocker(s)!, /Training is running/);
+  // run-started may arrive before the startTraining reply.
+  s = run(s, event(ev.started()), { type: 'train-started', runId: 'r1' });
+  assert.equal(s.train.runId, 'r1');
+  assert.equal(s.train.status, 'running');
+  assert.deepEqual(s.train.plan, plan);
+  assert.equal(s.exporting.outDir, '/runs/r1/adapter-peft');
+
+  s = run(
+    s,
+    event({ type: 'phase', runId: 'r1', phase: 'push', detail: 'stage 1 of 2', timeMs: 1 }),
+    event(ev.step(1, 5.5)),
+    event(ev.step(2, 5.1)),
+    event({ type: 'device-step', runId: 'r1', step: 2, serial: 'A', busyMs: 120, rssBytes: 5e7, peakRssBytes: 6e7, bytesIn: 10, bytesOut: 20, timeMs: 2 }),
+    event(ev.step(2, 5.0, 'some-other-run')),
+  );
+  assert.equal(s.train.phase, 'push');
+  assert.deepEqual(s.train.lossSteps, [1, 2]);
+  assert.deepEqual(s.train.losses, [5.5, 5.1]);
+  assert.equal(s.train.tokPerSec, 500);
+  assert.equal(s.train.devices.A?.busyMs, 120);
+
+  // A resume from checkpoint repeats step 2: the curve is replaced from there, not doubled back.
+  s = run(s, event(ev.step(2, 5.2)), event(ev.step(3, 4.9)));
+  assert.deepEqual(s.train.lossSteps, [1, 2, 3]);
+  assert.deepEqual(s.train.losses, [5.5, 5.2, 4.9]);
+
+  s = run(s, event(ev.finished(true)), { type: 'next' });
+  assert.equal(s.train.status, 'finished');
+  assert.equal(s.step, 'export');
+});
+
+test('before the reply, only a run-started event can claim the run', () => {
+  let s = run(atTrain(), { type: 'train-starting' }, event(ev.step(1, 5, 'cli-run')));
+  assert.equal(s.train.runId, null);
+  assert.equal(s.train.losses.length, 0);
+  s = run(s, { type: 'train-started', runId: 'r1' }, event(ev.started('r1')), event(ev.step(1, 5)));
+  assert.equal(s.train.status, 'running');
+  assert.deepEqual(s.train.losses, [5]);
+});
+
+test('stop, failure and start errors end in distinct, explained states', () => {
+  const base = run(atTrain(), { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
+
+  let s = run(base, event(ev.step(1, 5)), { type: 'train-stopping' }, event(ev.finished(false, 'r1', 'stopped')));
+  assert.equal(s.train.status, 'stopped');
+  assert.equal(s.train.error, null);
+  assert.equal(blocker(s), null, 'a stopped run with steps can be exported');
+
+  s = run(base, { type: 'train-stopping' }, event(ev.finished(false, 'r1', 'stopped')));
+  assert.match(blocker(s)!, /at least one step/);
+
+  s = run(base, event(ev.finished(false, 'r1', 'phone B disconnected: reconnect it and train again')));
+  assert.equal(s.train.status, 'failed');
+  assert.match(s.train.error!, /phone B disconnected/);
+
+  s = run(atTrain(), { type: 'train-starting' }, { type: 'train-failed', error: 'no agent binary for arm64-v8a' });
+  assert.equal(s.train.status, 'failed');
+  assert.equal(s.train.runId, null);
+});
+
+test('starting again resets the live view but keeps the step count typed', () => {
+  let s = run(atTrain(), { type: 'train-steps', text: '7' }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
+  s = run(s, event(ev.step(1, 5)), event(ev.finished(true)), { type: 'train-starting' });
+  assert.equal(s.train.stepsText, '7');
+  assert.deepEqual(s.train.losses, []);
+  assert.equal(s.train.runId, null);
+  // While running, a second start is ignored.
+  const again = reducer(s, { type: 'train-starting' });
+  assert.equal(again, s);
+});
+
+test('export and try-it results', () => {
+  let s = run(atTrain(), { type: 'train-starting' }, { type: 'train-started', runId: 'r1' }, event(ev.started()), event(ev.step(1, 5)), event(ev.finished(true)));
+  s = run(s, { type: 'next' }, { type: 'export-busy' }, { type: 'export-done', outDir: '/runs/r1/adapter-peft' });
+  assert.equal(s.exporting.result, '/runs/r1/adapter-peft');
+  s = run(s, { type: 'export-dir', outDir: '/elsewhere' });
+  assert.equal(s.exporting.result, null, 'a new folder means not exported there yet');
+  s = run(s, { type: 'next' });
+  assert.equal(s.step, 'try');
+  s = run(s, { type: 'try-busy' }, { type: 'try-failed', error: 'model not loaded' });
+  assert.equal(s.tryIt.error, 'model not loaded');
+  s = run(s, { type: 'try-busy' }, { type: 'try-done', text: ' there was a cat' });
+  assert.equal(s.tryIt.text, ' there was a cat');
+  assert.equal(s.tryIt.error, null);
+});
+
+test('parseWhole accepts only whole numbers in range', () => {
+  assert.equal(parseWhole('20', 1, 100), 20);
+  assert.equal(parseWhole(' 3 ', 1, 100), 3);
+  for (const bad of ['', '0', '101', '2.5', '-1', '1e2', 'abc', '99999999999999999999']) {
+    assert.equal(parseWhole(bad, 1, 100), null, bad);
+  }
+});
