@@ -3,6 +3,7 @@
 #include "session.h"
 
 #include <climits>
+#include <cstdint>
 #include <cmath>
 #include <new>
 #include <thread>
@@ -273,6 +274,12 @@ std::vector<uint8_t> Session::forward(const std::vector<uint8_t>& p) {
       "resident " + format_bytes(resident) + " + kept activations " + format_bytes(acts) + " + scratch " +
           format_bytes(scratch));
   if (!refusal.empty()) throw CommandError(ErrorCode::OutOfMemory, refusal);
+  if (resident + acts + scratch > uint64_t(SIZE_MAX) / 2) {  // matters on 32-bit ABIs (armeabi-v7a)
+    throw CommandError(ErrorCode::OutOfMemory, "FORWARD of micro-batch [" + std::to_string(B) + ", " +
+                                                   std::to_string(T) + "] needs " +
+                                                   format_bytes(resident + acts + scratch) +
+                                                   ", more than this process can address");
+  }
 
   ForwardArgs a;
   a.micro_id = req.micro_id;
