@@ -32,7 +32,8 @@ export function LossChart({ steps, losses }: { steps: number[]; losses: number[]
           },
         ],
         axes: [
-          { ...axis, label: 'step', labelSize: 18 },
+          // Steps are whole numbers: never put a tick at step 2.5.
+          { ...axis, label: 'step', labelSize: 18, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000] },
           { ...axis, label: 'loss', labelSize: 18, size: 56 },
         ],
       },

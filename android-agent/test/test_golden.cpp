@@ -1,5 +1,5 @@
 // Golden test: the whole stories260K model as one stage (layers [0,5), first + last) must reproduce llama2.c's
-// greedy decoding from BOS exactly (stories260K-llama2c/expected_greedy_200.json). No KV cache: every step
+// greedy decoding from BOS exactly (test/fixtures/golden/stories260K-greedy-200.json, copied from stories260K-llama2c). No KV cache: every step
 // recomputes the full prefix, as FORWARD does.
 #include <chrono>
 
@@ -10,7 +10,7 @@
 using namespace confidant::agent;
 
 int main() {
-  const std::string golden_path = std::string(MODELS_DIR) + "/stories260K-llama2c/expected_greedy_200.json";
+  const std::string golden_path = GOLDEN_PATH;
   const std::vector<uint8_t> js = agent_test::read_file(golden_path);
   CHECK_MSG(!js.empty(), "cannot read " + golden_path);
   if (js.empty()) return agent_test::finish("agent.golden");

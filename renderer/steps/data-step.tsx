@@ -10,7 +10,7 @@ export function DataStep({ state, dispatch, api }: StepProps) {
   return (
     <section className="step">
       <h2>Data</h2>
-      <p className="lead">A JSONL file, one training example per line.</p>
+      <p className="lead">A text or JSONL file of training examples. Lines that cannot be used are listed with their numbers.</p>
       <form
         className="row"
         onSubmit={(e) => {

@@ -176,7 +176,7 @@ function DeviceCards({ state }: { state: WizardState }) {
               </span>
             </div>
             <div className="device-line sub">
-              {live ? `busy ${formatMs(live.busyMs)} in step ${live.step}` : push ? `sending ${push.file} ${Math.round((push.bytesSent / Math.max(1, push.bytesTotal)) * 100)}%` : 'idle'}
+              {live ? `busy ${formatMs(live.busyMs)} · step ${live.step}` : push ? `sending ${push.file} ${Math.round((push.bytesSent / Math.max(1, push.bytesTotal)) * 100)}%` : 'idle'}
             </div>
           </li>
         );

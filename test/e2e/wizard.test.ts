@@ -2,8 +2,10 @@
 // Chromium (virtual phones -> inspect -> preview -> train -> export -> generate), with a screenshot per step in
 // test-artifacts/e2e/. Not a test of the Electron shell (its wiring is unit-tested in test/unit/ipc-*.test.ts).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,7 +15,7 @@ import { createService } from '../../electron/core/service.js';
 import { startServer } from '../../electron/server/server.js';
 import { needTool } from '../support/tools.js';
 
-const skip = needTool('chromium');
+const skip = needTool('chromium') || needTool('adb');
 const repoRoot = process.cwd(); // scripts/test.mjs runs from the repo root
 const staticDir = join(repoRoot, 'build', 'renderer');
 const shotsDir = join(repoRoot, 'test-artifacts', 'e2e');
@@ -24,7 +26,10 @@ test('the wizard trains, exports and generates against the real core', { skip, t
   mkdirSync(shotsDir, { recursive: true });
   const outRoot = await mkdtemp(join(tmpdir(), 'confidant-e2e-'));
 
-  const service = await createService({ repoRoot });
+  // A private adb server: virtual phones from other test runs (or a developer's session) on the default server
+  // are neither used nor disturbed. (A USB phone would be seen by both servers; CI has none.)
+  const adbPort = await freePort();
+  const service = await createService({ repoRoot, adbPort });
   const server = await startServer({ service, staticDir });
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -94,7 +99,11 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     // --- 4. Train ---------------------------------------------------------------------------------------------------
     await page.getByLabel('Steps').fill(String(TRAIN_STEPS));
     await page.getByRole('button', { name: 'Start training' }).click();
-    await page.locator('[data-testid=loss-chart]:not([data-points="0"])').waitFor();
+    // The first loss point, or the run's end (a failed run never draws one; its error is asserted below).
+    await page
+      .locator('[data-testid=loss-chart]:not([data-points="0"])')
+      .or(page.getByTestId('train-status').filter({ hasText: /Failed|Stopped/ }))
+      .waitFor();
     await shot('train-live');
     await page.getByTestId('train-status').filter({ hasText: /Finished|Failed|Stopped/ }).waitFor({ timeout: 10 * 60_000 });
     const status = await page.getByTestId('train-status').textContent();
@@ -132,13 +141,29 @@ test('the wizard trains, exports and generates against the real core', { skip, t
 
     // A CSP violation or a script error anywhere on the way is a failure.
     assert.deepEqual(consoleProblems, []);
+  } catch (err) {
+    const pages = browser.contexts().flatMap((c) => c.pages());
+    if (pages[0]) await pages[0].screenshot({ path: join(shotsDir, 'failure.png') }).catch(() => {});
+    throw err;
   } finally {
     await browser.close();
     await server.close();
     await service.dispose();
+    spawnSync('adb', ['-P', String(adbPort), 'kill-server'], { stdio: 'ignore' });
     await rm(outRoot, { recursive: true, force: true });
   }
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 /** HTTP status of a refused WebSocket upgrade (0 if it was accepted). */
 function wsStatus(url: string, origin: string): Promise<number> {
