@@ -37,12 +37,24 @@ export interface TrainPlan {
   seqLen: number;
 }
 
+/** One forward (F) or backward (B) of one micro-batch on one pipeline stage; times in ms on the host's clock. */
+export interface PipelineSpan {
+  stage: number;
+  serial: string;
+  kind: 'F' | 'B';
+  micro: number;
+  startMs: number;
+  endMs: number;
+}
+
 /** Events streamed while a run trains; also written one per line to runs/<id>/events.jsonl. */
 export type TrainEvent =
   | { type: 'run-started'; runId: string; runDir: string; plan: TrainPlan; timeMs: number }
   | { type: 'phase'; runId: string; phase: string; detail: string; timeMs: number }
   | { type: 'push-progress'; runId: string; serial: string; file: string; bytesSent: number; bytesTotal: number; timeMs: number }
   | { type: 'step'; runId: string; step: number; totalSteps: number; loss: number; lr: number; tokPerSec: number; timeMs: number }
+  | { type: 'timeline'; runId: string; step: number; gradNorm: number; relayBytes: number; spans: PipelineSpan[]; timeMs: number }
+  /** busyMs: the agent's compute time during this step (not cumulative). */
   | { type: 'device-step'; runId: string; step: number; serial: string; busyMs: number; rssBytes: number; peakRssBytes: number; bytesIn: number; bytesOut: number; timeMs: number }
   | { type: 'eval'; runId: string; when: 'before' | 'after'; loss: number; timeMs: number }
   | { type: 'run-finished'; runId: string; runDir: string; ok: boolean; error?: string; timeMs: number };

@@ -167,6 +167,8 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     phase('train', `${o.steps} steps, ${o.microBatches} micro-batches of ${o.microBatchSize}x${o.seqLen} tokens, 1F1B`);
     const losses: number[] = [];
     const peakRss = new Map<string, number>();
+    const busyUsBefore = new Map<string, number>();
+    for (const a of agents) busyUsBefore.set(a.serial, (await a.client.stats()).busyUs); // exclude evaluation time
     let order: number[] = [];
     let cursor = 0;
     let epoch = 0;
@@ -195,9 +197,11 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       for (const a of agents) {
         const st = await a.client.stats();
         peakRss.set(a.serial, Math.max(peakRss.get(a.serial) ?? 0, st.peakRssBytes));
-        emit({ type: 'device-step', runId: run.runId, step, serial: a.serial, busyMs: st.busyUs / 1000, rssBytes: st.rssBytes, peakRssBytes: st.peakRssBytes, bytesIn: st.bytesIn, bytesOut: st.bytesOut, timeMs: Date.now() });
+        const busyMs = (st.busyUs - (busyUsBefore.get(a.serial) ?? 0)) / 1000;
+        busyUsBefore.set(a.serial, st.busyUs);
+        emit({ type: 'device-step', runId: run.runId, step, serial: a.serial, busyMs, rssBytes: st.rssBytes, peakRssBytes: st.peakRssBytes, bytesIn: st.bytesIn, bytesOut: st.bytesOut, timeMs: Date.now() });
       }
-      void run.appendEvent({ type: 'timeline', runId: run.runId, step, gradNorm, relayBytes: pass.relayBytes, spans: pass.spans });
+      emit({ type: 'timeline', runId: run.runId, step, gradNorm, relayBytes: pass.relayBytes, spans: pass.spans, timeMs: Date.now() });
       summary.losses = losses;
     }
 

@@ -4,6 +4,7 @@
 import type { AgentClient } from '../protocol/agent-client.js';
 import { FORWARD_FLAG_KEEP_ACTIVATIONS, FORWARD_FLAG_RETURN_LOGITS, FORWARD_OUTPUT_LOSS, type Tensor } from '../protocol/messages.js';
 import type { Batch } from '../data/samples.js';
+import type { PipelineSpan } from '../api/types.js';
 import { forwardOnly, oneFOneB, type PipeOp } from './schedule.js';
 
 /** A micro-batch as FORWARD carries it: (B, T) token ids, next-token targets and loss weights. */
@@ -15,14 +16,7 @@ export interface StageHandle {
 }
 
 /** One forward or backward of one micro-batch on one stage, for the pipeline timeline. */
-export interface OpSpan {
-  stage: number;
-  serial: string;
-  kind: 'F' | 'B';
-  micro: number;
-  startMs: number;
-  endMs: number;
-}
+export type OpSpan = PipelineSpan;
 
 export interface PassResult {
   lossSum: number;

@@ -23,7 +23,7 @@ export class RunFolder {
     return new RunFolder(runId, dir);
   }
 
-  async appendEvent(e: TrainEvent | Record<string, unknown>): Promise<void> {
+  async appendEvent(e: TrainEvent): Promise<void> {
     await appendFile(join(this.dir, 'events.jsonl'), JSON.stringify(e) + '\n');
   }
 
