@@ -29,7 +29,7 @@ test('the wizard trains, exports and generates against the real core', { skip, t
   // A private adb server: virtual phones from other test runs (or a developer's session) on the default server
   // are neither used nor disturbed. (A USB phone would be seen by both servers; CI has none.)
   const adbPort = await freePort();
-  const service = await createService({ repoRoot, adbPort });
+  const service = await createService({ repoRoot, adbPort, runsDir: join(outRoot, 'runs') });
   const server = await startServer({ service, staticDir });
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',

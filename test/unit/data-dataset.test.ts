@@ -6,23 +6,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseTextDataset, readTextDataset } from '../../electron/core/data/text-dataset.js';
 import { buildSamples, collateBatch, epochOrder, prepareSamples, splitTrainValidation } from '../../electron/core/data/samples.js';
 import { mulberry32, permutation } from '../../electron/core/data/rng.js';
 import { loadTokenizer } from '../../electron/core/model/tokenizer.js';
 import { needTool } from '../support/tools.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const ROOT = repoRoot();
 const DEMO = join(ROOT, 'datasets', 'demo-stories', 'stories.txt');

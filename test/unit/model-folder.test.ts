@@ -2,25 +2,14 @@
 // against the golden greedy ids of stories260K. Does not test stage packing or safetensors corruption.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseModelConfig, readModelConfig } from '../../electron/core/model/hf-config.js';
 import { openModelFolder, readModelTensorF32, tensorLocation } from '../../electron/core/model/model-folder.js';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../electron/core/model/safetensors.js';
 import { encodeWithPostProcessor, loadTokenizer } from '../../electron/core/model/tokenizer.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const ROOT = repoRoot();
 const MODEL_DIR = join(ROOT, 'models', 'stories260K');

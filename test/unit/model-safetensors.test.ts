@@ -3,23 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { f16BitsToF32, readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../electron/core/model/safetensors.js';
+import { join } from 'node:path';
+import { readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../electron/core/model/safetensors.js';
+import { f16BitsToF32 } from '../../electron/core/util/f16.js';
 import { needTool } from '../support/tools.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const MODEL = join(repoRoot(), 'models', 'stories260K', 'model.safetensors');
 

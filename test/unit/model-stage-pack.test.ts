@@ -3,24 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { packStage } from '../../electron/core/model/stage-pack.js';
 import { openModelFolder } from '../../electron/core/model/model-folder.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const MODEL_DIR = join(repoRoot(), 'models', 'stories260K');
 

@@ -1,22 +1,12 @@
 // Tests AgentClient against a scripted protocol peer: a net.Server that answers with literal fixture bytes
 // (hello, errors, replies), closes mid-request, stays silent, or sends garbage. Not a fake agent: no training logic.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { AgentClient, AgentConnectionError, AgentError } from '../../electron/core/protocol/agent-client.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const FIXTURES = join(repoRoot(), 'test', 'fixtures', 'protocol');
 const TOKEN = '9f3c1a7e5b2d4068a1c3e5f7092b4d6f'; // the token inside hello_request.bin

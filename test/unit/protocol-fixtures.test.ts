@@ -2,11 +2,10 @@
 // (test/fixtures/protocol/make_fixtures.py): decode every .bin to its .json, re-encode to the same bytes.
 // Not a test of I/O or the client (protocol-stream / protocol-agent-client tests) and not of the C++ agent.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { f16BitsToF32, f32ToF16Bits } from '../../electron/core/protocol/f16.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../electron/core/util/f16.js';
 import {
   decodeError,
   decodeReply,
@@ -25,16 +24,7 @@ import {
   FRAME_HEADER_BYTES,
   REPLY_BIT,
 } from '../../electron/core/protocol/wire.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const FIXTURES_DIR = join(repoRoot(), 'test', 'fixtures', 'protocol');
 

@@ -1,22 +1,12 @@
 // Tests the incremental frame parser on the fixture frames cut into every possible chunking, and its errors for
 // bad magic / flags / absurd length / truncation. Not a test of payload decoding (protocol-fixtures.test.ts).
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { FrameParser } from '../../electron/core/protocol/frame-stream.js';
 import { concatBytes, type Frame, ProtocolError } from '../../electron/core/protocol/wire.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
+import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const dir = join(repoRoot(), 'test', 'fixtures', 'protocol');
 const names = readdirSync(dir)

@@ -8,6 +8,7 @@
 import { endianness } from 'node:os';
 import { open, type FileHandle } from 'node:fs/promises';
 import { writeFileAtomically, writeFully } from '../util/atomic-file.js';
+import { f16BitsToF32 } from '../util/f16.js';
 
 export const DTYPE_BYTES = {
   F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
@@ -178,27 +179,6 @@ export async function readTensorBytes(header: SafetensorsHeader, name: string, s
   } finally {
     await fh.close();
   }
-}
-
-const f16Scratch = new Float32Array(1);
-const f16ScratchBits = new Uint32Array(f16Scratch.buffer);
-
-/** IEEE 754 binary16 bits to a float (exact: every f16 value is representable in f32). */
-export function f16BitsToF32(h: number): number {
-  const sign = (h & 0x8000) << 16;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) {
-    // zero or subnormal: mant * 2^-24
-    const v = mant * 5.960464477539063e-8;
-    return sign ? -v : v;
-  }
-  if (exp === 0x1f) {
-    f16ScratchBits[0] = sign | 0x7f800000 | (mant << 13);
-    return f16Scratch[0]!;
-  }
-  f16ScratchBits[0] = sign | ((exp + 112) << 23) | (mant << 13);
-  return f16Scratch[0]!;
 }
 
 /** Converts raw little-endian bytes of `dtype` to f32 values. */

@@ -1,6 +1,6 @@
 // Tensors on the wire (docs/protocol.md "Payload primitives"): the Tensor type, its encoder/decoder, tensor lists,
 // and f32 <-> f16 tensor conversion. Not the per-command payloads (messages.ts) and not any maths on tensors.
-import { f16ArrayToF32, f32ArrayToF16 } from './f16.js';
+import { f16ArrayToF32, f32ArrayToF16 } from '../util/f16.js';
 import { type ByteReader, type ByteWriter, MAX_TENSOR_NDIM, ProtocolError } from './wire.js';
 
 export type Dtype = 'f32' | 'f16' | 'i32' | 'u8';

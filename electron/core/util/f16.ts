@@ -1,4 +1,4 @@
-// IEEE 754 binary16 <-> binary32 conversion for f16 tensors on the wire (activation relay at half the bytes).
+// IEEE 754 binary16 <-> binary32 conversion: f16 tensors on the wire (activation relay) and f16 weights on disk.
 // Not a numeric library: scalars and whole arrays only, f32 -> f16 rounds to nearest, ties to even.
 
 const f32Scratch = new Float32Array(1);
