@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { bundledPaths } from '../../core/paths.js';
+import { openModelFolder } from '../../core/model/model-folder.js';
 import { connectAdb } from '../../core/adb/client.js';
 import { listDevices } from '../../core/adb/devices.js';
 import { AdbDeployer } from '../../core/deploy/adb-deployer.js';
@@ -34,13 +35,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const lr = values.lr === undefined ? d.peakLr : Number(values.lr);
   if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
   const rank = parseCount(values.rank, '--rank', d.loraRank);
+  const modelDir = resolve(values.model ?? paths.modelDir);
+  await openModelFolder(modelDir); // a bad model folder is reported before any phone is touched
   const adb = await connectAdb({ port: values['adb-port'] ? Number(values['adb-port']) : undefined });
   const infos = readyDevices(await listDevices(adb), values.devices?.split(',').filter(Boolean));
   if (infos.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
   const json = values.json ?? false;
   const result = await runTrainJob({
     ...d,
-    modelDir: resolve(values.model ?? paths.modelDir),
+    modelDir,
     datasetPath: resolve(values.data ?? paths.datasetPath),
     runsDir: resolve(values['runs-dir'] ?? paths.runsDir),
     cacheDir: paths.cacheDir,
