@@ -2,6 +2,7 @@
 // It does not tokenize or split the data; the core does that when training starts.
 import type { StepProps } from '../app.js';
 import { previewDataset } from '../actions.js';
+import { PathForm } from '../path-form.js';
 
 const MAX_SAMPLE_CHARS = 600;
 
@@ -10,32 +11,20 @@ export function DataStep({ state, dispatch, api }: StepProps) {
   return (
     <section className="step">
       <h2>Data</h2>
-      <p className="lead">A text or JSONL file of training examples. Lines that cannot be used are listed with their numbers.</p>
-      <form
-        className="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void previewDataset(api, dispatch, path);
-        }}
-      >
-        <label className="grow">
-          <span className="label">Dataset file</span>
-          <input
-            type="text"
-            value={path}
-            spellCheck={false}
-            onChange={(e) => dispatch({ type: 'data-path', path: e.target.value })}
-          />
-        </label>
-        <button type="submit" className="primary" disabled={busy || path.trim() === ''}>
-          {busy ? 'Reading…' : 'Preview'}
-        </button>
-      </form>
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <p className="lead">
+        A plain-text file of documents, separated by <span className="mono">{'<|endoftext|>'}</span> lines (TinyStories
+        style) or by blank lines. Entries that cannot be used are listed with their line numbers.
+      </p>
+      <PathForm
+        label="Dataset file"
+        value={path}
+        onChange={(v) => dispatch({ type: 'data-path', path: v })}
+        onSubmit={() => void previewDataset(api, dispatch, path)}
+        busy={busy}
+        actionText="Preview"
+        busyText="Reading…"
+        error={error}
+      />
       {preview && (
         <>
           <p className="summary-line" data-testid="dataset-summary">

@@ -2,6 +2,7 @@
 // It does not convert or merge weights itself; the core's exporter does.
 import type { StepProps } from '../app.js';
 import { exportAdapter } from '../actions.js';
+import { PathForm } from '../path-form.js';
 
 export function ExportStep({ state, dispatch, api }: StepProps) {
   const { outDir, busy, result, error } = state.exporting;
@@ -13,31 +14,17 @@ export function ExportStep({ state, dispatch, api }: StepProps) {
         Save the adapter of run <span className="mono">{runId ?? '–'}</span> in the Hugging Face PEFT format, ready for
         <span className="mono"> PeftModel.from_pretrained</span>.
       </p>
-      <form
-        className="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          if (runId) void exportAdapter(api, dispatch, runId, outDir);
-        }}
-      >
-        <label className="grow">
-          <span className="label">Output folder</span>
-          <input
-            type="text"
-            value={outDir}
-            spellCheck={false}
-            onChange={(e) => dispatch({ type: 'export-dir', outDir: e.target.value })}
-          />
-        </label>
-        <button type="submit" className="primary" disabled={busy || !runId || outDir.trim() === ''}>
-          {busy ? 'Exporting…' : 'Export PEFT'}
-        </button>
-      </form>
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <PathForm
+        label="Output folder"
+        value={outDir}
+        onChange={(v) => dispatch({ type: 'export-dir', outDir: v })}
+        onSubmit={() => runId && void exportAdapter(api, dispatch, runId, outDir)}
+        busy={busy}
+        disabled={!runId}
+        actionText="Export PEFT"
+        busyText="Exporting…"
+        error={error}
+      />
       {result && (
         <p className="success" role="status" data-testid="export-result">
           Adapter written to <span className="mono">{result}</span>

@@ -3,6 +3,7 @@
 import type { StepProps } from '../app.js';
 import { inspectModel } from '../actions.js';
 import { formatCount } from '../format.js';
+import { PathForm } from '../path-form.js';
 
 export function ModelStep({ state, dispatch, api }: StepProps) {
   const { path, busy, summary, error } = state.model;
@@ -10,31 +11,16 @@ export function ModelStep({ state, dispatch, api }: StepProps) {
     <section className="step">
       <h2>Model</h2>
       <p className="lead">A Llama-family model folder (Hugging Face layout: config.json, tokenizer, weights).</p>
-      <form
-        className="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void inspectModel(api, dispatch, path);
-        }}
-      >
-        <label className="grow">
-          <span className="label">Model folder</span>
-          <input
-            type="text"
-            value={path}
-            spellCheck={false}
-            onChange={(e) => dispatch({ type: 'model-path', path: e.target.value })}
-          />
-        </label>
-        <button type="submit" className="primary" disabled={busy || path.trim() === ''}>
-          {busy ? 'Inspecting…' : 'Inspect'}
-        </button>
-      </form>
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <PathForm
+        label="Model folder"
+        value={path}
+        onChange={(v) => dispatch({ type: 'model-path', path: v })}
+        onSubmit={() => void inspectModel(api, dispatch, path)}
+        busy={busy}
+        actionText="Inspect"
+        busyText="Inspecting…"
+        error={error}
+      />
       {summary && (
         <dl className="facts" aria-label="Model summary">
           <div>
