@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: compiler + cmake for the agent and kernels, the real adb server, Chromium for UI tests.
+# Debian packages: compiler + cmake for the agent and kernels, the real adb server, Chromium for UI tests; the arm64
+# cross compiler and qemu-user for the arm64 agent and its tests (scripts/build-arm64.sh); an OpenCL ICD loader,
+# headers and pocl (a CPU OpenCL driver) for the OpenCL backend's tests, and clinfo to see what OpenCL finds.
 need=()
-for pkg in cmake g++ make python3 adb chromium; do
+for pkg in cmake g++ make python3 adb chromium \
+           g++-aarch64-linux-gnu qemu-user-static \
+           pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

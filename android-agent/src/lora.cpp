@@ -2,9 +2,11 @@
 #include "lora.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 
+#include "confidant/prge.h"
 #include "confidant/ref_ops.h"
 
 namespace confidant::agent {
@@ -203,6 +205,23 @@ void LoraSet::optim_step(const OptimStepRequest& s) {
                     s.weight_decay, t, s.grad_scale);
   }
   zero_grad();
+}
+
+void LoraSet::zo_update(uint64_t seed, uint32_t step, const std::vector<float>& g, float lr) {
+  // Checked before touching anything: a NaN here would silently poison every B of the stage.
+  if (g.empty()) throw LoraError("ZO update: no projected gradients (needs one per query, q >= 1)");
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(g[i])) {
+      throw LoraError("ZO update: projected gradient g[" + std::to_string(i) + "] is " + std::to_string(g[i]) +
+                      " (a perturbed loss was not finite: lower eps or the learning rate, or resume from the last "
+                      "checkpoint)");
+    }
+  }
+  if (!std::isfinite(lr)) throw LoraError("ZO update: learning rate is " + std::to_string(lr) + ", not finite");
+  const uint32_t q = static_cast<uint32_t>(g.size());
+  for (LoraAdapter& a : adapters_) {  // LoRA-FA: only B moves
+    prge_update(a.B.data(), a.B.size(), g.data(), q, lr, seed, step, zo_param_id(a.layer, a.module));
+  }
 }
 
 }  // namespace confidant::agent

@@ -54,6 +54,13 @@ class LoraSet {
   // GET_LORA: in protocol order; with_grads adds "<name>.grad" after every trainable tensor.
   std::vector<NamedTensor> get(bool with_grads) const;
 
+  // P-RGE update, B <- B - lr * mean_i(g_i * z_i), z_i regenerated from (seed, step, i, parameter id) exactly as
+  // the batched forward drew them (prge.h); g has one projected gradient per query. A is never touched (LoRA-FA).
+  void zo_update(uint64_t seed, uint32_t step, const std::vector<float>& g, float lr);
+  // Parameter id of B of adapter index k (protocol order), the key prge.h mixes in.
+  static uint32_t zo_param_id(uint32_t layer, LoraModule m) { return layer * kNumLoraModules + m; }
+  const std::vector<LoraAdapter>& adapters() const { return adapters_; }
+
   void zero_grad();
   double grad_sum_squares() const;  // over trainable tensors only (B, and A when trainable)
   void optim_step(const OptimStepRequest& s);  // AdamW on trainable tensors, then zero_grad

@@ -41,13 +41,17 @@ constexpr int kExitIdle = 3;
 
 const char* kUsage =
     "usage: confidant-agent --token-file PATH [--port N] [--port-file PATH] [--memory-budget-mb N]\n"
-    "                       [--idle-timeout-s N] [--abi NAME]\n"
+    "                       [--idle-timeout-s N] [--abi NAME] [--threads N] [--backend cpu|ref]\n"
+    "                       [--opencl on|off]\n"
     "  --token-file PATH      session token (required; a non-empty file, trailing newline ignored)\n"
     "  --port N               TCP port on 127.0.0.1 (default 0 = ephemeral)\n"
     "  --port-file PATH       write the bound port there (atomically: temp file + rename)\n"
     "  --memory-budget-mb N   refuse LOAD_STAGE/FORWARD beyond N MiB (default 0 = unlimited)\n"
     "  --idle-timeout-s N     exit if no host connects within N s (default 60; 0 = wait forever)\n"
     "  --abi NAME             ABI reported in HELLO (default: the build's, e.g. arm64-v8a)\n"
+    "  --threads N            CPU threads (default 0 = the cores of the fastest cluster)\n"
+    "  --backend cpu|ref      primary backend: fast CPU (default) or the naive reference (debugging)\n"
+    "  --opencl on|off        load OpenCL for layer splits (default on; HELLO says why when unavailable)\n"
     "Serves one session and exits when it closes. Exit codes: 0 session over, 1 startup failure,\n"
     "2 usage error, 3 idle timeout.\n";
 
@@ -101,7 +105,8 @@ bool write_port_file(const std::string& path, uint16_t port, std::string* err) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t port = 0, budget_mb = 0, idle_s = 60;
+  uint64_t port = 0, budget_mb = 0, idle_s = 60, threads = 0;
+  EngineOptions engine_opts;
   std::string port_file, token_file, abi = default_abi();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -122,6 +127,15 @@ int main(int argc, char** argv) {
       ok = parse_u64(v, uint64_t(1) << 40, &budget_mb);
     } else if (a == "--idle-timeout-s") {
       ok = parse_u64(v, 24 * 3600 * 365, &idle_s);
+    } else if (a == "--threads") {
+      ok = parse_u64(v, 1024, &threads);
+      engine_opts.threads = static_cast<int>(threads);
+    } else if (a == "--backend") {
+      ok = v && (std::string(v) == "cpu" || std::string(v) == "ref");
+      if (ok) engine_opts.backend = v;
+    } else if (a == "--opencl") {
+      ok = v && (std::string(v) == "on" || std::string(v) == "off");
+      if (ok) engine_opts.secondary = std::string(v) == "on" ? "opencl" : "none";
     } else if (a == "--abi") {
       ok = v && *v;
       if (ok) abi = v;
@@ -151,6 +165,9 @@ int main(int argc, char** argv) {
   opts.abi = abi;
 
   try {
+    // Backends first (OpenCL compiles its kernels here), so the agent is ready when the port file appears.
+    const std::unique_ptr<Engine> engine = Engine::create(engine_opts);
+    opts.engine = engine.get();
     Listener listener(static_cast<uint16_t>(port));
     if (!port_file.empty() && !write_port_file(port_file, listener.port(), &err)) {
       std::fprintf(stderr, "confidant-agent: %s\n", err.c_str());

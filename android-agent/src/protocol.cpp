@@ -18,6 +18,10 @@ const char* cmd_name(uint16_t code) {
     case 0x0009: return "STATS";
     case 0x000A: return "SHUTDOWN";
     case 0x000B: return "ZERO_GRAD";
+    case 0x000C: return "ZO_FORWARD";
+    case 0x000D: return "ZO_STEP";
+    case 0x000E: return "PROFILE";
+    case 0x000F: return "SET_SPLIT";
     default: return nullptr;
   }
 }
@@ -334,6 +338,176 @@ std::vector<uint8_t> encode(const StatsReply& m) {
   w.u64(m.backward_count);
   w.u64(m.bytes_in);
   w.u64(m.bytes_out);
+  return w.take();
+}
+
+// ---- arrays (u32 count, then count values) ----
+namespace {
+
+template <class T, class ReadOne>
+std::vector<T> read_array(Reader& r, size_t elem_bytes, const char* what, ReadOne read_one) {
+  const uint32_t n = r.u32();
+  // Checked against the bytes present before allocating anything.
+  if (uint64_t(n) * elem_bytes > r.remaining()) {
+    throw DecodeError(std::string(what) + " count " + std::to_string(n) + " needs " +
+                      std::to_string(uint64_t(n) * elem_bytes) + " bytes, " + std::to_string(r.remaining()) +
+                      " left in the payload");
+  }
+  std::vector<T> out;
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) out.push_back(read_one(r));
+  return out;
+}
+
+std::vector<float> read_f32_array(Reader& r, const char* what) {
+  return read_array<float>(r, 4, what, [](Reader& rr) { return rr.f32(); });
+}
+std::vector<double> read_f64_array(Reader& r, const char* what) {
+  return read_array<double>(r, 8, what, [](Reader& rr) { return rr.f64(); });
+}
+void write_f32_array(Writer& w, const std::vector<float>& v) {
+  w.u32(static_cast<uint32_t>(v.size()));
+  for (float x : v) w.f32(x);
+}
+void write_f64_array(Writer& w, const std::vector<double>& v) {
+  w.u32(static_cast<uint32_t>(v.size()));
+  for (double x : v) w.f64(x);
+}
+
+}  // namespace
+
+// ---- ZO_FORWARD ----
+ZoForwardRequest decode_zo_forward_request(const std::vector<uint8_t>& p) {
+  Reader r(p);
+  ZoForwardRequest m;
+  m.seed = r.u64();
+  m.step = r.u32();
+  m.queries = r.u32();
+  m.eps = r.f32();
+  m.input = r.tensor();
+  m.has_targets = r.flag();
+  if (m.has_targets) {
+    m.targets = r.tensor();
+    m.mask = r.tensor();
+  }
+  r.expect_end("ZO_FORWARD");
+  return m;
+}
+std::vector<uint8_t> encode(const ZoForwardRequest& m) {
+  Writer w;
+  w.u64(m.seed);
+  w.u32(m.step);
+  w.u32(m.queries);
+  w.f32(m.eps);
+  w.tensor(m.input);
+  w.flag(m.has_targets);
+  if (m.has_targets) {
+    w.tensor(m.targets);
+    w.tensor(m.mask);
+  }
+  return w.take();
+}
+ZoForwardReply decode_zo_forward_reply(const std::vector<uint8_t>& p) {
+  Reader r(p);
+  ZoForwardReply m;
+  m.output_kind = r.u8();
+  if (m.output_kind == 0) {
+    m.hidden = r.tensor();
+  } else if (m.output_kind == 1) {
+    m.copy_loss_sums = read_f64_array(r, "ZO_FORWARD reply copy_loss_sums");
+    m.copy_weight_sums = read_f64_array(r, "ZO_FORWARD reply copy_weight_sums");
+    if (m.copy_loss_sums.size() != m.copy_weight_sums.size()) {
+      throw DecodeError("ZO_FORWARD reply has " + std::to_string(m.copy_loss_sums.size()) + " copy_loss_sums but " +
+                        std::to_string(m.copy_weight_sums.size()) + " copy_weight_sums (one of each per copy)");
+    }
+  } else {
+    throw DecodeError("ZO_FORWARD reply output_kind must be 0 or 1, got " + std::to_string(m.output_kind));
+  }
+  r.expect_end("ZO_FORWARD reply");
+  return m;
+}
+std::vector<uint8_t> encode(const ZoForwardReply& m) {
+  Writer w;
+  w.u8(m.output_kind);
+  if (m.output_kind == 0) {
+    w.tensor(m.hidden);
+  } else {
+    write_f64_array(w, m.copy_loss_sums);
+    write_f64_array(w, m.copy_weight_sums);
+  }
+  return w.take();
+}
+
+// ---- ZO_STEP ----
+ZoStepRequest decode_zo_step_request(const std::vector<uint8_t>& p) {
+  Reader r(p);
+  ZoStepRequest m;
+  m.seed = r.u64();
+  m.step = r.u32();
+  m.lr = r.f32();
+  m.g = read_f32_array(r, "ZO_STEP g");
+  r.expect_end("ZO_STEP");
+  return m;
+}
+std::vector<uint8_t> encode(const ZoStepRequest& m) {
+  Writer w;
+  w.u64(m.seed);
+  w.u32(m.step);
+  w.f32(m.lr);
+  write_f32_array(w, m.g);
+  return w.take();
+}
+
+// ---- PROFILE ----
+ProfileRequestMsg decode_profile_request(const std::vector<uint8_t>& p) {
+  Reader r(p);
+  ProfileRequestMsg m;
+  m.batch = r.u32();
+  m.seq_len = r.u32();
+  m.reps = r.u32();
+  r.expect_end("PROFILE");
+  return m;
+}
+std::vector<uint8_t> encode(const ProfileRequestMsg& m) {
+  Writer w;
+  w.u32(m.batch);
+  w.u32(m.seq_len);
+  w.u32(m.reps);
+  return w.take();
+}
+ProfileReply decode_profile_reply(const std::vector<uint8_t>& p) {
+  Reader r(p);
+  ProfileReply m;
+  m.json = r.string();
+  r.expect_end("PROFILE reply");
+  return m;
+}
+std::vector<uint8_t> encode(const ProfileReply& m) {
+  Writer w;
+  w.string(m.json);
+  return w.take();
+}
+
+// ---- SET_SPLIT ----
+SetSplitRequest decode_set_split_request(const std::vector<uint8_t>& p) {
+  Reader r(p);
+  SetSplitRequest m;
+  m.layers = read_array<SplitEntry>(r, 8, "SET_SPLIT layer", [](Reader& rr) {
+    SplitEntry e;
+    e.gpu_kv_groups = rr.u32();
+    e.gpu_mlp_cols = rr.u32();
+    return e;
+  });
+  r.expect_end("SET_SPLIT");
+  return m;
+}
+std::vector<uint8_t> encode(const SetSplitRequest& m) {
+  Writer w;
+  w.u32(static_cast<uint32_t>(m.layers.size()));
+  for (const SplitEntry& e : m.layers) {
+    w.u32(e.gpu_kv_groups);
+    w.u32(e.gpu_mlp_cols);
+  }
   return w.take();
 }
 

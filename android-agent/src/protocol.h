@@ -1,6 +1,6 @@
 // Commands of protocol version 1 (docs/protocol.md): codes, error codes and the typed payload of every request and
 // reply, with decode/encode in both directions (the agent decodes requests; tests and tools decode replies).
-// Not the socket loop (server.h) nor what the commands do (agent.h).
+// Not the socket loop (server.h) nor what the commands do (session.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,7 +26,12 @@ enum class Cmd : uint16_t {
   Stats = 0x0009,
   Shutdown = 0x000A,
   ZeroGrad = 0x000B,
+  ZoForward = 0x000C,
+  ZoStep = 0x000D,
+  Profile = 0x000E,
+  SetSplit = 0x000F,
 };
+constexpr uint16_t kLastCmd = 0x000F;  // commands are 0x0001 ..= kLastCmd
 const char* cmd_name(uint16_t code);  // "HELLO", ... or nullptr when unknown
 bool is_known_cmd(uint16_t code);
 
@@ -69,6 +74,7 @@ struct HelloReply {
 // LOAD_STAGE target_mask bits, in the LoRA tensor order of the protocol.
 enum LoraModule : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumLoraModules };
 constexpr uint32_t kLoadFlagTrainA = 1u << 0;
+constexpr uint32_t kLoadFlagRecompute = 1u << 1;  // activation checkpointing: keep only layer inputs
 
 struct LoadStageRequest {
   std::string path;
@@ -142,6 +148,47 @@ struct StatsReply {
            bytes_out = 0;
 };
 
+// P-RGE zeroth-order training (docs/protocol.md "ZO_FORWARD", "ZO_STEP").
+struct ZoForwardRequest {
+  uint64_t seed = 0;
+  uint32_t step = 0;
+  uint32_t queries = 0;  // q: the batch holds 2q perturbed copies
+  float eps = 0;
+  Tensor input;
+  bool has_targets = false;
+  Tensor targets;  // when has_targets
+  Tensor mask;     // when has_targets
+};
+struct ZoForwardReply {
+  uint8_t output_kind = 0;                           // 0: hidden, 1: per-copy loss
+  Tensor hidden;                                     // kind 0
+  std::vector<double> copy_loss_sums;                // kind 1: 2q entries
+  std::vector<double> copy_weight_sums;              // kind 1: 2q entries (same length as copy_loss_sums)
+};
+struct ZoStepRequest {
+  uint64_t seed = 0;
+  uint32_t step = 0;
+  float lr = 0;
+  std::vector<float> g;  // one projected gradient per query
+};
+
+struct ProfileRequestMsg {
+  uint32_t batch = 0;
+  uint32_t seq_len = 0;
+  uint32_t reps = 0;
+};
+struct ProfileReply {
+  std::string json;  // UTF-8 JSON document, docs/protocol.md "PROFILE reply"
+};
+
+struct SplitEntry {
+  uint32_t gpu_kv_groups = 0;
+  uint32_t gpu_mlp_cols = 0;
+};
+struct SetSplitRequest {
+  std::vector<SplitEntry> layers;  // one per local layer, in layer order
+};
+
 struct ErrorReply {
   ErrorCode code = ErrorCode::Internal;
   std::string message;
@@ -184,6 +231,22 @@ std::vector<uint8_t> encode(const GetLoraReply& m);
 
 StatsReply decode_stats_reply(const std::vector<uint8_t>& p);
 std::vector<uint8_t> encode(const StatsReply& m);
+
+ZoForwardRequest decode_zo_forward_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ZoForwardRequest& m);
+ZoForwardReply decode_zo_forward_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ZoForwardReply& m);
+
+ZoStepRequest decode_zo_step_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ZoStepRequest& m);
+
+ProfileRequestMsg decode_profile_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ProfileRequestMsg& m);
+ProfileReply decode_profile_reply(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const ProfileReply& m);
+
+SetSplitRequest decode_set_split_request(const std::vector<uint8_t>& p);
+std::vector<uint8_t> encode(const SetSplitRequest& m);
 
 ErrorReply decode_error_reply(const std::vector<uint8_t>& p);
 std::vector<uint8_t> encode(const ErrorReply& m);

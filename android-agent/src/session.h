@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "engine.h"
 #include "memory_budget.h"
 #include "protocol.h"
 #include "stage_model.h"
@@ -13,12 +14,12 @@
 namespace confidant::agent {
 
 constexpr const char* kAgentVersion = "0.1.0";
-constexpr const char* kBackends = "cpu-ref";
 
 struct SessionOptions {
   std::string token;
   uint64_t memory_budget_bytes = 0;  // 0 = unlimited
   std::string abi;
+  Engine* engine = nullptr;  // required, not owned: the backends every stage of this session runs on
 };
 
 // Compares in time that depends only on the lengths, never on where the first difference is.
@@ -26,6 +27,7 @@ bool constant_time_equal(const std::string& a, const std::string& b);
 
 class Session {
  public:
+  // Throws std::invalid_argument when opts.engine is null.
   explicit Session(SessionOptions opts);
   ~Session();
 
@@ -51,6 +53,10 @@ class Session {
   std::vector<uint8_t> get_lora(const std::vector<uint8_t>& p);
   std::vector<uint8_t> stats(const std::vector<uint8_t>& p);
   std::vector<uint8_t> zero_grad(const std::vector<uint8_t>& p);
+  std::vector<uint8_t> zo_forward(const std::vector<uint8_t>& p);
+  std::vector<uint8_t> zo_step(const std::vector<uint8_t>& p);
+  std::vector<uint8_t> profile(const std::vector<uint8_t>& p);
+  std::vector<uint8_t> set_split(const std::vector<uint8_t>& p);
   StageModel& loaded(const char* cmd);
   uint64_t committed_bytes() const;  // weights + LoRA state + kept activations
 

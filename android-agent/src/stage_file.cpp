@@ -82,6 +82,46 @@ std::vector<std::pair<std::string, std::vector<uint64_t>>> expected_stage_tensor
 
 void StageFile::fail(const std::string& what) const { throw StageFileError("stage file '" + path_ + "': " + what); }
 
+// nbytes must be exactly what the dtype needs for the shape: elements * 4 or * 2 for f32 / f16 (any ndim), and
+// wdtype_matrix_bytes for a quantised 2-D matrix (int8 codes + scales, or q4_0 / fp4 blocks of 32 columns).
+void StageFile::check_size(const StageTensor& t, uint64_t elements, const std::string& who) const {
+  const char* dname = confidant::wdtype_name(t.dtype);
+  uint64_t want = 0;
+  if (!t.quantized()) {
+    want = elements * (t.dtype == StageDType::F32 ? 4 : 2);
+  } else {
+    if (t.dims.size() != 2) {
+      fail(who + ": dtype " + dname + " is a quantised matrix format but the tensor has shape " +
+           dims_string(t.dims) + " (only 2-D weight matrices may be quantised; norms and biases are f32 or f16)");
+    }
+    const uint64_t rows = t.dims[0], cols = t.dims[1];
+    if (rows == 0 || cols == 0 || rows > 0x7FFFFFFF || cols > 0x7FFFFFFF) {
+      fail(who + ": shape " + dims_string(t.dims) + " cannot be stored as " + dname);
+    }
+    if (confidant::wdtype_is_grouped(t.dtype) && cols % confidant::kGroup != 0) {
+      fail(who + ": dtype " + dname + " needs a column count that is a multiple of " +
+           std::to_string(confidant::kGroup) + ", the tensor has shape " + dims_string(t.dims) +
+           " (the packer stores such matrices as f16)");
+    }
+    want = confidant::wdtype_matrix_bytes(t.dtype, static_cast<int>(rows), static_cast<int>(cols));
+  }
+  if (t.nbytes != want) {
+    fail(who + ": nbytes " + std::to_string(t.nbytes) + " does not match " + dname + " shape " +
+         dims_string(t.dims) + " (which needs " + std::to_string(want) + " bytes)");
+  }
+}
+
+confidant::WeightView StageTensor::view() const {
+  if (dims.size() != 2) {
+    throw StageFileError("stage tensor '" + name + "' has shape " + dims_string(dims) +
+                         ": only a 2-D weight matrix has a WeightView");
+  }
+  if (dims[0] > 0x7FFFFFFF || dims[1] > 0x7FFFFFFF) {
+    throw StageFileError("stage tensor '" + name + "' has shape " + dims_string(dims) + ": too large for a WeightView");
+  }
+  return confidant::WeightView::packed(dtype, data, static_cast<int>(dims[0]), static_cast<int>(dims[1]));
+}
+
 std::unique_ptr<StageFile> StageFile::open(const std::string& path) {
   std::unique_ptr<StageFile> f(new StageFile());
   f->path_ = path;
@@ -226,7 +266,10 @@ void StageFile::parse() {
     const uint8_t dtype = b[pos];
     const uint8_t ndim = b[pos + 1];
     pos += 2;
-    if (dtype > 1) fail(who + ": unsupported dtype " + std::to_string(dtype) + " (0 = f32, 1 = f16)");
+    if (dtype >= confidant::kNumWDTypes) {
+      fail(who + ": unsupported dtype " + std::to_string(dtype) +
+           " (0 = f32, 1 = f16, 2 = int8, 3 = q4_0, 4 = fp4)");
+    }
     if (ndim < 1 || ndim > 4) fail(who + ": ndim " + std::to_string(ndim) + " is not in 1..4");
     t.dtype = static_cast<StageDType>(dtype);
     need(8u * ndim + 20u, who);
@@ -243,10 +286,7 @@ void StageFile::parse() {
     t.nbytes = le64(b + pos + 8);
     t.crc = le32(b + pos + 16);
     pos += 20;
-    const uint64_t esize = t.dtype == StageDType::F32 ? 4 : 2;
-    if (t.nbytes != elements * esize) {
-      fail(who + ": nbytes " + std::to_string(t.nbytes) + " does not match shape " + dims_string(t.dims));
-    }
+    check_size(t, elements, who);
     if (t.offset % 64 != 0 || t.offset < data_offset || t.offset > file_bytes || t.nbytes > file_bytes - t.offset) {
       fail(who + ": data [" + std::to_string(t.offset) + ", +" + std::to_string(t.nbytes) +
            ") is not 64-byte aligned inside the data region of a " + std::to_string(file_bytes) + "-byte file");

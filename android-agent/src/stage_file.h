@@ -1,5 +1,6 @@
 // A stage weight file (docs/stage-format.md) mapped read-only and fully validated: header, tensor table, bounds,
-// shapes against the header's model config, CRC-32 of every tensor. Not the compute (stage_model.h).
+// shapes against the header's model config, byte sizes of the weight formats (f32, f16, int8, q4_0, fp4), CRC-32 of
+// every tensor. Not the compute (stage_model.h), which takes matrices through StageTensor::view().
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -7,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "confidant/weights.h"
 
 namespace confidant::agent {
 
@@ -39,7 +42,9 @@ struct StageConfig {
   uint32_t kv_dim() const { return num_kv_heads * head_dim; }
 };
 
-enum class StageDType : uint8_t { F32 = 0, F16 = 1 };
+// A stage tensor's dtype code is the kernels' weight format (confidant/weights.h): 0 f32, 1 f16, 2 int8 (per-row
+// scales), 3 q4_0, 4 fp4. The quantised ones (2..4) appear only on 2-D matrices.
+using StageDType = confidant::WDType;
 
 struct StageTensor {
   std::string name;
@@ -49,6 +54,11 @@ struct StageTensor {
   uint64_t nbytes = 0;
   uint32_t crc = 0;
   const uint8_t* data = nullptr;  // inside the mapping
+
+  bool quantized() const { return dtype != StageDType::F32 && dtype != StageDType::F16; }
+  // The tensor as a read-only weight matrix for the backends (no copy; valid while the StageFile lives).
+  // Throws StageFileError unless the tensor is 2-D ([rows = out features, cols = in features]).
+  confidant::WeightView view() const;
 };
 
 class StageFileError : public std::runtime_error {
@@ -75,6 +85,7 @@ class StageFile {
   StageFile() = default;
   void parse();
   [[noreturn]] void fail(const std::string& what) const;
+  void check_size(const StageTensor& t, uint64_t elements, const std::string& who) const;
 
   std::string path_;
   const uint8_t* base_ = nullptr;

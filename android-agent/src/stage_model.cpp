@@ -1,62 +1,70 @@
-// Forward/backward of one pipeline stage with the reference kernels (kernels/include/confidant/ref_ops.h).
-// Attention probabilities are recomputed in backward instead of kept: they are (B,NH,T,T) per layer, the largest
-// activation by far at real sequence lengths, and cost one attention forward to rebuild.
+// Forward/backward of one pipeline stage on the engine's backends: embedding, the decoder layers (layer.h, each
+// possibly split between the primary and the secondary backend), final norm, LM head and cross-entropy.
+// Attention keeps only its log-sum-exp per row; backward rebuilds the probabilities (flash-attention style), so
+// the (B,NH,T,T) matrix never exists. With recompute on, only each layer's input is kept and the layer is run
+// forward again in backward.
 #include "stage_model.h"
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "confidant/ref_ops.h"
-#include "half.h"
+#include "confidant/half.h"
 
 namespace confidant::agent {
 
-namespace ref = confidant::ref;
-
-namespace {
-
-void zero(std::vector<float>& v, size_t n) { v.assign(n, 0.0f); }
-
-}  // namespace
-
-StageModel::StageModel(std::unique_ptr<StageFile> file, LoraSet lora) : file_(std::move(file)), lora_(std::move(lora)) {
+StageModel::StageModel(Engine& engine, std::unique_ptr<StageFile> file, LoraSet lora)
+    : engine_(engine), file_(std::move(file)), lora_(std::move(lora)) {
   const StageConfig& c = config();
-  if (c.has_embedding()) embed_ = weight("model.embed_tokens.weight");
+  if (c.has_embedding()) embed_ = matrix_weight("model.embed_tokens.weight");
   if (c.has_head()) {
-    final_norm_ = weight("model.norm.weight");
-    head_ = weight(c.tied_embeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
+    final_norm_ = vector_weight("model.norm.weight");
+    head_ = matrix_weight(c.tied_embeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
   }
   for (uint32_t i = c.layer_start; i < c.layer_end; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    LayerWeights w{};
-    w.ln1 = weight(p + "input_layernorm.weight");
-    w.wq = weight(p + "self_attn.q_proj.weight");
-    w.wk = weight(p + "self_attn.k_proj.weight");
-    w.wv = weight(p + "self_attn.v_proj.weight");
-    w.wo = weight(p + "self_attn.o_proj.weight");
+    LayerWeights w;
+    w.ln1 = vector_weight(p + "input_layernorm.weight");
+    w.wq = matrix_weight(p + "self_attn.q_proj.weight");
+    w.wk = matrix_weight(p + "self_attn.k_proj.weight");
+    w.wv = matrix_weight(p + "self_attn.v_proj.weight");
+    w.wo = matrix_weight(p + "self_attn.o_proj.weight");
     if (c.attention_bias()) {
-      w.bq = weight(p + "self_attn.q_proj.bias");
-      w.bk = weight(p + "self_attn.k_proj.bias");
-      w.bv = weight(p + "self_attn.v_proj.bias");
+      w.bq = vector_weight(p + "self_attn.q_proj.bias");
+      w.bk = vector_weight(p + "self_attn.k_proj.bias");
+      w.bv = vector_weight(p + "self_attn.v_proj.bias");
     }
-    w.ln2 = weight(p + "post_attention_layernorm.weight");
-    w.wg = weight(p + "mlp.gate_proj.weight");
-    w.wu = weight(p + "mlp.up_proj.weight");
-    w.wd = weight(p + "mlp.down_proj.weight");
+    w.ln2 = vector_weight(p + "post_attention_layernorm.weight");
+    w.wg = matrix_weight(p + "mlp.gate_proj.weight");
+    w.wu = matrix_weight(p + "mlp.up_proj.weight");
+    w.wd = matrix_weight(p + "mlp.down_proj.weight");
     layers_.push_back(w);
   }
+  split_.assign(layers_.size(), LayerSplit{});
 }
 
-const float* StageModel::weight(const std::string& name) {
-  const StageTensor* t = file_->find(name);
-  if (!t) throw StageFileError("stage file '" + file_->path() + "': tensor '" + name + "' is missing");
-  if (t->dtype == StageDType::F32) return reinterpret_cast<const float*>(t->data);
-  const size_t n = static_cast<size_t>(t->nbytes / 2);
+namespace {
+
+const StageTensor& tensor_or_throw(const StageFile& f, const std::string& name) {
+  const StageTensor* t = f.find(name);
+  if (!t) throw StageFileError("stage file '" + f.path() + "': tensor '" + name + "' is missing");
+  return *t;
+}
+
+}  // namespace
+
+// Norm weights and biases: f32 as stored, or a small f32 copy of an f16 tensor.
+const float* StageModel::vector_weight(const std::string& name) {
+  const StageTensor& t = tensor_or_throw(*file_, name);
+  if (t.dtype == StageDType::F32) return reinterpret_cast<const float*>(t.data);
+  if (t.dtype != StageDType::F16) {
+    throw StageFileError("stage file '" + file_->path() + "': tensor '" + name + "' must be f32 or f16");
+  }
+  const size_t n = static_cast<size_t>(t.nbytes / 2);
   std::vector<float> w(n);
   for (size_t i = 0; i < n; ++i) {
     uint16_t h;
-    std::memcpy(&h, t->data + 2 * i, 2);
+    std::memcpy(&h, t.data + 2 * i, 2);
     w[i] = half_to_float(h);
   }
   converted_bytes_ += n * sizeof(float);
@@ -64,21 +72,84 @@ const float* StageModel::weight(const std::string& name) {
   return converted_.back().data();
 }
 
-// ---- memory accounting ----
-
-uint64_t StageModel::layer_act_floats_per_row() const {
-  const StageConfig& c = config();
-  const uint64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
-  uint64_t lora_cols = 0;
-  for (int m = 0; m < kNumLoraModules; ++m) {
-    if (lora_.find(c.layer_start, static_cast<LoraModule>(m))) lora_cols += lora_.rank();
-  }
-  return 4 * C + 2 + 2 * Q + 2 * KV + 3 * I + lora_cols;
+// Matrices stay in their stored format inside the mapping; the backends read them directly.
+WeightView StageModel::matrix_weight(const std::string& name) {
+  const StageTensor& t = tensor_or_throw(*file_, name);
+  return WeightView::packed(static_cast<WDType>(t.dtype), t.data, static_cast<int>(t.dims[0]),
+                            static_cast<int>(t.dims[1]));
 }
+
+LayerCtx StageModel::layer_ctx(int li, int B, int T, const ZoPerturbation* zo) const {
+  const StageConfig& c = config();
+  LayerCtx x;
+  x.w = &layers_[li];
+  x.layer = c.layer_start + li;
+  x.B = B;
+  x.T = T;
+  x.N = B * T;
+  x.C = c.hidden_size;
+  x.I = c.intermediate_size;
+  x.NH = c.num_heads;
+  x.NKV = c.num_kv_heads;
+  x.HD = c.head_dim;
+  x.eps = c.rms_norm_eps;
+  x.theta = c.rope_theta;
+  for (int m = 0; m < kNumLoraModules; ++m) x.lora[m] = lora_.find(x.layer, static_cast<LoraModule>(m));
+  x.R = lora_.rank();
+  x.scale = lora_.scale();
+  x.train_a = lora_.train_a();
+  x.zo = zo;
+  return x;
+}
+
+std::array<LoraAdapter*, kNumLoraModules> StageModel::layer_grads(int li) {
+  std::array<LoraAdapter*, kNumLoraModules> g{};
+  for (int m = 0; m < kNumLoraModules; ++m) g[m] = lora_.find(config().layer_start + li, static_cast<LoraModule>(m));
+  return g;
+}
+
+void StageModel::set_split(const std::vector<LayerSplit>& splits) {
+  const StageConfig& c = config();
+  if (splits.size() != layers_.size()) {
+    throw std::invalid_argument("SET_SPLIT needs one entry per layer of the stage (" + std::to_string(layers_.size()) +
+                                "), got " + std::to_string(splits.size()));
+  }
+  for (size_t li = 0; li < splits.size(); ++li) {
+    const LayerSplit& s = splits[li];
+    const std::string where = "layer " + std::to_string(c.layer_start + li) + ": ";
+    if ((s.gpu_kv_groups || s.gpu_mlp_cols) && !engine_.secondary()) {
+      throw std::invalid_argument(where + "cannot give work to OpenCL: " + engine_.secondary_unavailable_reason());
+    }
+    if (s.gpu_kv_groups > c.num_kv_heads) {
+      throw std::invalid_argument(where + "gpu_kv_groups " + std::to_string(s.gpu_kv_groups) + " > " +
+                                  std::to_string(c.num_kv_heads) + " KV groups");
+    }
+    if (s.gpu_mlp_cols > c.intermediate_size) {
+      throw std::invalid_argument(where + "gpu_mlp_cols " + std::to_string(s.gpu_mlp_cols) + " > intermediate size " +
+                                  std::to_string(c.intermediate_size));
+    }
+    // The column slices of o_proj and down_proj must be views the weight format can take (grouped formats slice
+    // at multiples of 32 columns); slice_cols says why not.
+    const LayerWeights& w = layers_[li];
+    const int qcols = static_cast<int>(s.gpu_kv_groups * (c.num_heads / c.num_kv_heads) * c.head_dim);
+    try {
+      w.wo.slice_cols(0, qcols);
+      w.wd.slice_cols(0, static_cast<int>(s.gpu_mlp_cols));
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(where + e.what());
+    }
+  }
+  split_ = splits;
+}
+
+// ---- memory accounting ----
 
 uint64_t StageModel::activation_bytes(int B, int T) const {
   const uint64_t N = uint64_t(B) * T, C = config().hidden_size;
-  uint64_t floats = N * layer_act_floats_per_row() * num_local_layers();
+  uint64_t floats = N * C * num_local_layers();  // every layer's input
+  if (!recompute_) {
+    for (int li = 0; li < num_local_layers(); ++li) floats += alloc_layer_acts(nullptr, layer_ctx(li, B, T, nullptr), split_[li]);
+  }
   if (last()) floats += N * (2 * C + 1) + N;  // final_in, xf, rstdf, mask
   return floats * sizeof(float) + (last() ? N * sizeof(int32_t) : 0);
 }
@@ -86,10 +157,16 @@ uint64_t StageModel::activation_bytes(int B, int T) const {
 uint64_t StageModel::forward_scratch_bytes(int B, int T, bool keep) const {
   const StageConfig& c = config();
   const uint64_t N = uint64_t(B) * T, C = c.hidden_size, V = c.vocab_size;
-  uint64_t floats = 2 * N * C + uint64_t(B) * c.num_heads * T * T;  // cur, tmp, att
-  if (!keep && num_local_layers() > 0) floats += N * layer_act_floats_per_row();  // one reused layer
-  if (last()) floats += N * V + N + (keep ? 0 : N * (2 * C + 1));                 // logits, losses, final norm
-  floats += last() ? N * V : N * C;  // the reply's copy
+  uint64_t floats = 3 * N * C;  // cur + the two shares' partial outputs
+  if ((!keep || recompute_) && num_local_layers() > 0) {
+    uint64_t widest = 0;
+    for (int li = 0; li < num_local_layers(); ++li) {
+      widest = std::max<uint64_t>(widest, alloc_layer_acts(nullptr, layer_ctx(li, B, T, nullptr), split_[li]));
+    }
+    floats += widest;  // one reused layer
+  }
+  if (last()) floats += N * V + N + (keep ? 0 : N * (2 * C + 1));  // logits, losses, final norm
+  floats += last() ? N * V : N * C;                                 // the reply's copy
   return floats * sizeof(float);
 }
 
@@ -97,7 +174,8 @@ uint64_t StageModel::backward_scratch_bytes(int B, int T) const {
   const StageConfig& c = config();
   const uint64_t N = uint64_t(B) * T, C = c.hidden_size, V = c.vocab_size, I = c.intermediate_size,
                  Q = c.q_dim(), KV = c.kv_dim();
-  uint64_t floats = N * (4 * C + 3 * I + 4 * Q + 4 * KV) + uint64_t(B) * c.num_heads * T * T;
+  uint64_t floats = N * (6 * C + 3 * I + 4 * Q + 4 * KV);  // dcur, dh, dxn x2, dxa x2; MLP and attention grads
+  if (recompute_ && num_local_layers() > 0) floats += alloc_layer_acts(nullptr, layer_ctx(0, B, T, nullptr), split_[0]);
   if (last()) floats += 2 * N * V + N * C;  // logits, dlogits, dxf
   floats += N * C;                          // the reply's copy
   return floats * sizeof(float);
@@ -120,147 +198,42 @@ void StageModel::activation_shape(uint32_t micro_id, int* B, int* T) const {
   *T = it == acts_.end() ? 0 : it->second.T;
 }
 
-// ---- building blocks ----
-
-void StageModel::alloc_layer(LayerActs& la, int N, bool keep) const {
-  const StageConfig& c = config();
-  const size_t n = size_t(N), C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
-  la.x.resize(keep ? n * C : 0);
-  la.xn1.resize(n * C);
-  la.rstd1.resize(n);
-  la.q.resize(n * Q);
-  la.k.resize(n * KV);
-  la.v.resize(n * KV);
-  la.y.resize(n * Q);
-  la.h.resize(n * C);
-  la.xn2.resize(n * C);
-  la.rstd2.resize(n);
-  la.g.resize(n * I);
-  la.u.resize(n * I);
-  la.s.resize(n * I);
-  for (int m = 0; m < kNumLoraModules; ++m) {
-    const bool adapted = lora_.find(c.layer_start, static_cast<LoraModule>(m)) != nullptr;
-    la.xa[m].resize(adapted ? n * lora_.rank() : 0);
-  }
-}
-
-// out (N,OC) = x (N,C) @ W^T + bias, plus the LoRA branch when this (layer, module) is adapted.
-void StageModel::project(float* out, float* xa, const float* x, const float* W, const float* bias, int N, int C, int OC,
-                         uint32_t layer, LoraModule m) const {
-  ref::linear_forward(out, x, W, bias, N, C, OC);
-  if (const LoraAdapter* a = lora_.find(layer, m)) {
-    ref::lora_forward(out, xa, x, a->A.data(), a->B.data(), N, C, lora_.rank(), OC, lora_.scale());
-  }
-}
-
-// dx (N,C) += dout @ W (+ LoRA input gradient); LoRA parameter gradients accumulate.
-void StageModel::project_backward(float* dx, const float* dout, const float* x, const float* xa, const float* W, int N,
-                                  int C, int OC, uint32_t layer, LoraModule m) {
-  ref::linear_backward_input(dx, dout, W, N, C, OC);
-  if (LoraAdapter* a = lora_.find(layer, m)) {
-    ref::lora_backward(dx, lora_.train_a() ? a->dA.data() : nullptr, a->dB.data(), dout, x, xa, a->A.data(),
-                       a->B.data(), N, C, lora_.rank(), OC, lora_.scale());
-  }
-}
-
-// cur (N,C): the residual stream, layer input on entry, layer output on return.
-void StageModel::layer_forward(int li, float* cur, LayerActs& la, std::vector<float>& tmp, std::vector<float>& att,
-                               int B, int T, bool keep) {
-  const StageConfig& c = config();
-  const LayerWeights& w = layers_[li];
-  const uint32_t L = c.layer_start + li;
-  const int N = B * T, C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
-  const int NH = c.num_heads, NKV = c.num_kv_heads, HD = c.head_dim;
-  if (keep) std::copy(cur, cur + size_t(N) * C, la.x.begin());
-
-  ref::rmsnorm_forward(la.xn1.data(), la.rstd1.data(), cur, w.ln1, N, C, c.rms_norm_eps);
-  project(la.q.data(), la.xa[kQ].data(), la.xn1.data(), w.wq, w.bq, N, C, Q, L, kQ);
-  project(la.k.data(), la.xa[kK].data(), la.xn1.data(), w.wk, w.bk, N, C, KV, L, kK);
-  project(la.v.data(), la.xa[kV].data(), la.xn1.data(), w.wv, w.bv, N, C, KV, L, kV);
-  ref::rope_forward(la.q.data(), la.q.data(), B, T, NH, HD, 0, c.rope_theta);
-  ref::rope_forward(la.k.data(), la.k.data(), B, T, NKV, HD, 0, c.rope_theta);
-  ref::attention_forward(la.y.data(), att.data(), la.q.data(), la.k.data(), la.v.data(), B, T, NH, NKV, HD);
-  project(tmp.data(), la.xa[kO].data(), la.y.data(), w.wo, nullptr, N, Q, C, L, kO);
-  ref::residual_forward(la.h.data(), cur, tmp.data(), size_t(N) * C);
-
-  ref::rmsnorm_forward(la.xn2.data(), la.rstd2.data(), la.h.data(), w.ln2, N, C, c.rms_norm_eps);
-  project(la.g.data(), la.xa[kGate].data(), la.xn2.data(), w.wg, nullptr, N, C, I, L, kGate);
-  project(la.u.data(), la.xa[kUp].data(), la.xn2.data(), w.wu, nullptr, N, C, I, L, kUp);
-  ref::swiglu_forward(la.s.data(), la.g.data(), la.u.data(), N, I);
-  project(tmp.data(), la.xa[kDown].data(), la.s.data(), w.wd, nullptr, N, I, C, L, kDown);
-  ref::residual_forward(cur, la.h.data(), tmp.data(), size_t(N) * C);
-}
-
-// dcur (N,C): gradient w.r.t. the layer output on entry, w.r.t. the layer input on return.
-void StageModel::layer_backward(int li, float* dcur, const LayerActs& la, int B, int T) {
-  const StageConfig& c = config();
-  const LayerWeights& w = layers_[li];
-  const uint32_t L = c.layer_start + li;
-  const int N = B * T, C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
-  const int NH = c.num_heads, NKV = c.num_kv_heads, HD = c.head_dim;
-  const size_t nC = size_t(N) * C, nI = size_t(N) * I, nQ = size_t(N) * Q, nKV = size_t(N) * KV;
-  std::vector<float> dh(dcur, dcur + nC), ds, dg, du, dxn, dy, y2, att, dq, dk, dv, dq0, dk0;
-
-  // out = h + down(silu(gate(xn2)) * up(xn2)), xn2 = rms2(h)
-  zero(ds, nI);
-  project_backward(ds.data(), dcur, la.s.data(), la.xa[kDown].data(), w.wd, N, I, C, L, kDown);
-  zero(dg, nI);
-  zero(du, nI);
-  ref::swiglu_backward(dg.data(), du.data(), ds.data(), la.g.data(), la.u.data(), N, I);
-  zero(dxn, nC);
-  project_backward(dxn.data(), dg.data(), la.xn2.data(), la.xa[kGate].data(), w.wg, N, C, I, L, kGate);
-  project_backward(dxn.data(), du.data(), la.xn2.data(), la.xa[kUp].data(), w.wu, N, C, I, L, kUp);
-  ref::rmsnorm_backward(dh.data(), nullptr, dxn.data(), la.h.data(), w.ln2, la.rstd2.data(), N, C);
-
-  // h = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rms1(x)
-  std::copy(dh.begin(), dh.end(), dcur);
-  zero(dy, nQ);
-  project_backward(dy.data(), dh.data(), la.y.data(), la.xa[kO].data(), w.wo, N, Q, C, L, kO);
-  zero(y2, nQ);
-  zero(att, size_t(B) * NH * T * T);
-  ref::attention_forward(y2.data(), att.data(), la.q.data(), la.k.data(), la.v.data(), B, T, NH, NKV, HD);
-  zero(dq, nQ);
-  zero(dk, nKV);
-  zero(dv, nKV);
-  ref::attention_backward(dq.data(), dk.data(), dv.data(), dy.data(), att.data(), la.q.data(), la.k.data(),
-                          la.v.data(), B, T, NH, NKV, HD);
-  zero(dq0, nQ);
-  zero(dk0, nKV);
-  ref::rope_backward(dq0.data(), dq.data(), B, T, NH, HD, 0, c.rope_theta);
-  ref::rope_backward(dk0.data(), dk.data(), B, T, NKV, HD, 0, c.rope_theta);
-  zero(dxn, nC);
-  project_backward(dxn.data(), dq0.data(), la.xn1.data(), la.xa[kQ].data(), w.wq, N, C, Q, L, kQ);
-  project_backward(dxn.data(), dk0.data(), la.xn1.data(), la.xa[kK].data(), w.wk, N, C, KV, L, kK);
-  project_backward(dxn.data(), dv.data(), la.xn1.data(), la.xa[kV].data(), w.wv, N, C, KV, L, kV);
-  ref::rmsnorm_backward(dcur, nullptr, dxn.data(), la.x.data(), w.ln1, la.rstd1.data(), N, C);
-}
-
 // ---- stage forward / backward ----
+
+void StageModel::run_layer_forward(int li, float* cur, LayerActs& la, int B, int T, const ZoPerturbation* zo) {
+  const LayerCtx ctx = layer_ctx(li, B, T, zo);
+  alloc_layer_acts(&la, ctx, split_[li]);
+  layer_forward(ctx, engine_.primary(), engine_.secondary(), cur, la);
+}
 
 ForwardResult StageModel::forward(const ForwardArgs& a) {
   const StageConfig& c = config();
   const int B = a.B, T = a.T, N = B * T, C = c.hidden_size, V = c.vocab_size;
   const size_t nC = size_t(N) * C;
+  if (a.zo && (a.keep || a.zo->queries == 0 || B % (2 * static_cast<int>(a.zo->queries)) != 0)) {
+    throw std::invalid_argument("a P-RGE forward keeps no activations and needs a batch of 2*queries copies");
+  }
+  Backend& be = engine_.primary();
   ForwardResult res;
   if (a.keep) acts_.erase(a.micro_id);  // a repeated micro_id replaces its old activations
   MicroActs ma;
   ma.B = B;
   ma.T = T;
 
-  std::vector<float> cur(nC), tmp(nC), att(size_t(B) * c.num_heads * T * T);
+  std::vector<float> cur(nC);
   if (first()) {
-    ref::embedding_forward(cur.data(), a.tokens, embed_, N, C);
+    be.embedding_forward(cur.data(), a.tokens, embed_, N, C);
   } else {
     std::copy(a.hidden, a.hidden + nC, cur.begin());
   }
 
+  const bool keep_all = a.keep && !recompute_;
   LayerActs scratch;
-  if (!a.keep && num_local_layers() > 0) alloc_layer(scratch, N, false);
   if (a.keep) ma.layers.resize(num_local_layers());
   for (int li = 0; li < num_local_layers(); ++li) {
-    LayerActs& la = a.keep ? ma.layers[li] : scratch;
-    if (a.keep) alloc_layer(la, N, true);
-    layer_forward(li, cur.data(), la, tmp, att, B, T, a.keep);
+    LayerActs& la = keep_all ? ma.layers[li] : scratch;
+    if (a.keep) ma.layers[li].x.assign(cur.begin(), cur.end());
+    run_layer_forward(li, cur.data(), la, B, T, a.zo);
   }
 
   if (!last()) {
@@ -269,15 +242,24 @@ ForwardResult StageModel::forward(const ForwardArgs& a) {
     ma.final_in = cur;
     ma.xf.resize(nC);
     ma.rstdf.resize(N);
-    ref::rmsnorm_forward(ma.xf.data(), ma.rstdf.data(), cur.data(), final_norm_, N, C, c.rms_norm_eps);
+    be.rmsnorm_forward(ma.xf.data(), ma.rstdf.data(), cur.data(), final_norm_, N, C, c.rms_norm_eps);
     std::vector<float> logits(size_t(N) * V);
-    ref::linear_forward(logits.data(), ma.xf.data(), head_, nullptr, N, C, V);
+    be.linear_forward(logits.data(), ma.xf.data(), head_, nullptr, N, C, V);
     if (a.targets) {
       std::vector<float> losses(N);
-      res.loss_sum = ref::cross_entropy_forward(losses.data(), logits.data(), a.targets, a.mask, N, V);
+      res.loss_sum = be.cross_entropy_forward(losses.data(), logits.data(), a.targets, a.mask, N, V);
       double w = 0;
       for (int i = 0; i < N; ++i) w += a.mask[i];
       res.weight_sum = w;
+      if (a.zo) {  // per-copy sums: copy j is rows [j*rows_per_copy, (j+1)*rows_per_copy)
+        const int copies = 2 * static_cast<int>(a.zo->queries), rows_per_copy = N / copies;
+        res.copy_loss_sums.assign(copies, 0.0);
+        res.copy_weight_sums.assign(copies, 0.0);
+        for (int i = 0; i < N; ++i) {
+          res.copy_loss_sums[i / rows_per_copy] += losses[i];
+          res.copy_weight_sums[i / rows_per_copy] += a.mask[i];
+        }
+      }
       ma.has_targets = true;
       ma.targets.assign(a.targets, a.targets + N);
       ma.mask.assign(a.mask, a.mask + N);
@@ -296,23 +278,29 @@ std::vector<float> StageModel::backward(uint32_t micro_id, float loss_scale, con
   const StageConfig& c = config();
   const int B = ma.B, T = ma.T, N = B * T, C = c.hidden_size, V = c.vocab_size;
   const size_t nC = size_t(N) * C;
+  Backend& be = engine_.primary();
 
   std::vector<float> dcur(nC, 0.0f);
   if (last()) {
     // Logits are recomputed rather than kept: (N, vocab) is the largest buffer of the last stage.
     std::vector<float> logits(size_t(N) * V), dlogits(size_t(N) * V, 0.0f), dxf(nC, 0.0f);
-    ref::linear_forward(logits.data(), ma.xf.data(), head_, nullptr, N, C, V);
-    ref::cross_entropy_backward(dlogits.data(), logits.data(), ma.targets.data(), ma.mask.data(), loss_scale, N, V);
+    be.linear_forward(logits.data(), ma.xf.data(), head_, nullptr, N, C, V);
+    be.cross_entropy_backward(dlogits.data(), logits.data(), ma.targets.data(), ma.mask.data(), loss_scale, N, V);
     logits.clear();
     logits.shrink_to_fit();
-    ref::linear_backward_input(dxf.data(), dlogits.data(), head_, N, C, V);
-    ref::rmsnorm_backward(dcur.data(), nullptr, dxf.data(), ma.final_in.data(), final_norm_, ma.rstdf.data(), N, C);
+    be.linear_backward_input(dxf.data(), dlogits.data(), head_, N, C, V);
+    be.rmsnorm_backward(dcur.data(), nullptr, dxf.data(), ma.final_in.data(), final_norm_, ma.rstdf.data(), N, C);
   } else {
     std::copy(grad_output, grad_output + nC, dcur.begin());
   }
   for (int li = num_local_layers() - 1; li >= 0; --li) {
-    layer_backward(li, dcur.data(), ma.layers[li], B, T);
-    ma.layers[li] = LayerActs();  // free as we go
+    LayerActs& la = ma.layers[li];
+    if (recompute_) {  // rebuild this layer's activations from its kept input
+      std::vector<float> out(la.x);
+      run_layer_forward(li, out.data(), la, B, T, nullptr);
+    }
+    layer_backward(layer_ctx(li, B, T, nullptr), be, engine_.secondary(), layer_grads(li), dcur.data(), la);
+    la = LayerActs();  // free as we go
   }
   if (first()) return {};
   return dcur;

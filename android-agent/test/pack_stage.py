@@ -1,13 +1,25 @@
 #!/usr/bin/env python3
 """Packs stage files (docs/stage-format.md) from a Hugging Face safetensors folder, for the agent's C++ tests.
 
-An independent implementation of the format (stdlib only: json, struct, zlib), not the product's packer
-(electron/core/model/stage-pack.ts). Usage:
-  pack_stage.py --hf DIR --out-dir DIR --stage NAME:START:END [--stage ...]   -> DIR/NAME.stage
+An independent implementation of the format and of the weight quantisers of kernels/include/confidant/weights.h
+(stdlib only: json, math, struct, zlib), not the product's packer (electron/core/model/stage-pack.ts, quantize.ts).
+Usage:
+  pack_stage.py --hf DIR --out-dir DIR --stage NAME:START:END[:FORMAT] [--stage ...] [--format FORMAT]
+      -> DIR/NAME.stage. FORMAT (per stage, else --format) is raw (default: every tensor as stored in the model),
+      f32, f16, int8, q4_0 or fp4; the last four apply to the weight matrices (projections, embedding, LM head),
+      norms and biases stay as stored, and q4_0 / fp4 store a matrix whose column count is not a multiple of 32
+      as f16.
+  pack_stage.py --quantize FORMAT --rows R --cols C --in F32_FILE --out FILE
+      -> quantises one row-major little-endian f32 matrix (the cross-check of test/unit/quantize.test.ts and
+      test_stage_formats.cpp).
+  pack_stage.py --quantize-jobs JOBS.json
+      -> the same for a JSON list of {"format", "rows", "cols", "in", "out"} (one process for many matrices).
 """
 import argparse
 import json
+import math
 import os
+import re
 import struct
 import zlib
 
@@ -15,6 +27,156 @@ MAGIC = b"CFDSTAGE"
 HEADER_BYTES = 96
 ALIGN = 64
 DTYPES = {"F32": (0, 4), "F16": (1, 2)}
+FORMATS = {"f32": 0, "f16": 1, "int8": 2, "q4_0": 3, "fp4": 4}
+GROUP = 32
+QUANTIZABLE = re.compile(r"^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight"
+                         r"|lm_head\.weight|model\.embed_tokens\.weight)$")
+
+# ---- IEEE rounding helpers: Python floats are doubles; the C++ reference computes in float. ----
+# For +, -, *, / of two floats, the double result rounded once to float equals the float operation (double has
+# more than 2 * 24 + 2 bits), so f32(a op b) reproduces the C++ arithmetic exactly.
+_F = struct.Struct("<f")
+_H = struct.Struct("<e")
+_U16 = struct.Struct("<H")
+
+
+def f32(x):
+    """x rounded to the nearest float (ties to even), overflowing to +-inf like a C cast."""
+    try:
+        return _F.unpack(_F.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def half_bits(x):
+    """IEEE binary16 bits of x (a float value), round to nearest even, overflow to inf (CPython's PyFloat_Pack2)."""
+    if math.isnan(x):
+        return 0x7E00 | (0x8000 if math.copysign(1.0, x) < 0 else 0)
+    try:
+        return _U16.unpack(_H.pack(x))[0]
+    except OverflowError:
+        return 0xFC00 if x < 0 else 0x7C00
+
+
+def half_value(bits):
+    return _H.unpack(_U16.pack(bits))[0]
+
+
+def c_int_trunc(v):
+    """static_cast<int>(float) as x86-64 does it: truncate; NaN or out of range gives INT_MIN."""
+    if v != v or not (-2147483649.0 < v < 2147483648.0):
+        return -2147483648
+    return int(v)
+
+
+def c_lround_int(v):
+    """static_cast<int>(std::lround(float)) on x86-64: half away from zero; NaN / huge give LONG_MIN, low 32 bits 0."""
+    if v != v or abs(v) >= 9223372036854775808.0:
+        return 0
+    r = math.floor(abs(v) + 0.5)
+    r = -r if v < 0 else r
+    return ((r + 2**31) % 2**32) - 2**31
+
+
+def quantize_q4_0(w, rows, cols):
+    """llama.cpp block_q4_0 per 32 elements: half d = max / -8 (max = the signed value of largest magnitude), then
+    16 bytes, byte j = q[j] | q[j + 16] << 4, q = min(15, (int)(x * (1/d) + 8.5))."""
+    out = bytearray()
+    for g in range(0, rows * cols, GROUP):
+        x = w[g:g + GROUP]
+        amax, mx = 0.0, 0.0
+        for v in x:
+            if abs(v) > amax:
+                amax, mx = abs(v), v
+        d = f32(mx / -8.0)
+        inv = f32(1.0 / d) if d != 0.0 else 0.0
+        q = [min(15, c_int_trunc(f32(f32(v * inv) + 8.5))) for v in x]
+        out += _U16.pack(half_bits(d))
+        out += bytes((q[j] | (q[j + 16] << 4)) & 0xFF for j in range(16))
+    return bytes(out)
+
+
+def quantize_fp4(w, rows, cols):
+    """Per 32 elements: half d = (max - min) / 15, half m = min, 16 bytes of codes as q4_0, q = clamp(lround((x - m)
+    * (1/d)), 0, 15) with the stored (rounded) d and m; w = q * d + m."""
+    out = bytearray()
+    for g in range(0, rows * cols, GROUP):
+        x = w[g:g + GROUP]
+        lo = hi = x[0]
+        for v in x[1:]:
+            if v < lo:
+                lo = v
+            if hi < v:
+                hi = v
+        dbits = half_bits(f32(f32(hi - lo) / 15.0))
+        mbits = half_bits(lo)
+        d, m = half_value(dbits), half_value(mbits)
+        inv = f32(1.0 / d) if d != 0.0 else 0.0
+        q = [max(0, min(15, c_lround_int(f32(f32(v - m) * inv)))) for v in x]
+        out += _U16.pack(dbits) + _U16.pack(mbits)
+        out += bytes(q[j] | (q[j + 16] << 4) for j in range(16))
+    return bytes(out)
+
+
+def quantize_int8(w, rows, cols):
+    """rows * cols int8 codes (row-major), zero padding to a multiple of 4, rows f32 scales: per row
+    s = max|w| / 127, q = lround(x * (1/s)); w = q * s."""
+    codes = bytearray(rows * cols)
+    scales = bytearray()
+    for r in range(rows):
+        x = w[r * cols:(r + 1) * cols]
+        amax = 0.0
+        for v in x:
+            if amax < abs(v):
+                amax = abs(v)
+        s = f32(amax / 127.0)
+        inv = f32(1.0 / s) if s != 0.0 else 0.0
+        for c, v in enumerate(x):
+            codes[r * cols + c] = c_lround_int(f32(v * inv)) & 0xFF
+        scales += _F.pack(s)
+    pad = (-len(codes)) % 4
+    return bytes(codes) + bytes(pad) + bytes(scales)
+
+
+def quantize(fmt, w, rows, cols):
+    """w: list of float values (each exactly a float32), row-major rows x cols. Returns the stored bytes."""
+    if fmt in ("q4_0", "fp4") and cols % GROUP:
+        raise ValueError("%s needs a column count that is a multiple of %d, got %d" % (fmt, GROUP, cols))
+    if fmt == "f32":
+        return struct.pack("<%df" % len(w), *w)
+    if fmt == "f16":
+        return b"".join(_U16.pack(half_bits(v)) for v in w)
+    if fmt == "int8":
+        return quantize_int8(w, rows, cols)
+    if fmt == "q4_0":
+        return quantize_q4_0(w, rows, cols)
+    if fmt == "fp4":
+        return quantize_fp4(w, rows, cols)
+    raise ValueError("unknown format " + fmt)
+
+
+def to_floats(dtype, data):
+    """Source tensor bytes as a list of float32 values."""
+    if dtype == "F32":
+        return list(struct.unpack("<%df" % (len(data) // 4), data))
+    if dtype == "F16":
+        return list(struct.unpack("<%de" % (len(data) // 2), data))
+    if dtype == "BF16":
+        return [_F.unpack(struct.pack("<I", b << 16))[0] for b in struct.unpack("<%dH" % (len(data) // 2), data)]
+    raise ValueError("cannot read dtype %s as floats" % dtype)
+
+
+def stored(name, dtype, shape, data, fmt):
+    """(dtype code, bytes) of one tensor packed as fmt (raw: as in the model)."""
+    if fmt == "raw" or len(shape) != 2 or not QUANTIZABLE.match(name):
+        if dtype not in DTYPES:
+            raise ValueError("%s: dtype %s cannot be stored as is" % (name, dtype))
+        return DTYPES[dtype][0], data
+    if fmt in ("q4_0", "fp4") and shape[1] % GROUP:
+        fmt = "f16"  # grouped formats need cols % 32 == 0: the documented fallback
+    if (fmt, dtype) in (("f32", "F32"), ("f16", "F16")):
+        return FORMATS[fmt], data
+    return FORMATS[fmt], quantize(fmt, to_floats(dtype, data), shape[0], shape[1])
 
 
 def align(n):
@@ -55,7 +217,7 @@ def stage_tensor_names(cfg, start, end, flags):
     return names
 
 
-def pack(hf_dir, start, end, out_path):
+def pack(hf_dir, start, end, out_path, fmt="raw"):
     with open(os.path.join(hf_dir, "config.json")) as f:
         cfg = json.load(f)
     tensors = read_safetensors(os.path.join(hf_dir, "model.safetensors"))
@@ -76,7 +238,7 @@ def pack(hf_dir, start, end, out_path):
     layout = []
     for name in names:
         dtype, shape, data = tensors[name]
-        code, _ = DTYPES[dtype]
+        code, data = stored(name, dtype, shape, data, fmt)
         nb = name.encode()
         table += struct.pack("<H", len(nb)) + nb + struct.pack("<BB", code, len(shape))
         table += b"".join(struct.pack("<Q", d) for d in shape)
@@ -102,18 +264,54 @@ def pack(hf_dir, start, end, out_path):
     return flags, file_bytes
 
 
+def quantize_file(fmt, rows, cols, in_path, out_path):
+    with open(in_path, "rb") as f:
+        raw = f.read()
+    if len(raw) != rows * cols * 4:
+        raise SystemExit("%s: %d bytes, a [%d, %d] f32 matrix has %d" % (in_path, len(raw), rows, cols, rows * cols * 4))
+    out = quantize(fmt, list(struct.unpack("<%df" % (rows * cols), raw)), rows, cols)
+    with open(out_path, "wb") as f:
+        f.write(out)
+
+
 def main():
+    formats = ["raw"] + list(FORMATS)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hf", required=True, help="Hugging Face folder (config.json + model.safetensors)")
-    ap.add_argument("--out-dir", required=True)
-    ap.add_argument("--stage", action="append", required=True, help="NAME:START:END (half-open layer range)")
+    ap.add_argument("--hf", help="Hugging Face folder (config.json + model.safetensors)")
+    ap.add_argument("--out-dir")
+    ap.add_argument("--stage", action="append", help="NAME:START:END[:FORMAT] (half-open layer range)")
+    ap.add_argument("--format", default="raw", choices=formats, help="weight format of stages that name none")
+    ap.add_argument("--quantize", choices=list(FORMATS), help="quantise one f32 matrix (--rows --cols --in --out)")
+    ap.add_argument("--rows", type=int)
+    ap.add_argument("--cols", type=int)
+    ap.add_argument("--in", dest="in_path")
+    ap.add_argument("--out")
+    ap.add_argument("--quantize-jobs", help="JSON list of {format, rows, cols, in, out}")
     args = ap.parse_args()
+    if args.quantize_jobs:
+        with open(args.quantize_jobs) as f:
+            for job in json.load(f):
+                if job["format"] not in FORMATS:
+                    raise SystemExit("unknown format %r in %s" % (job["format"], args.quantize_jobs))
+                quantize_file(job["format"], int(job["rows"]), int(job["cols"]), job["in"], job["out"])
+        return
+    if args.quantize:
+        if None in (args.rows, args.cols, args.in_path, args.out):
+            ap.error("--quantize needs --rows, --cols, --in and --out")
+        quantize_file(args.quantize, args.rows, args.cols, args.in_path, args.out)
+        return
+    if not (args.hf and args.out_dir and args.stage):
+        ap.error("packing needs --hf, --out-dir and at least one --stage")
     os.makedirs(args.out_dir, exist_ok=True)
     for spec in args.stage:
-        name, start, end = spec.split(":")
+        parts = spec.split(":")
+        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in formats):
+            ap.error("--stage %s: expected NAME:START:END[:FORMAT], FORMAT one of %s" % (spec, ", ".join(formats)))
+        name, start, end = parts[:3]
+        fmt = parts[3] if len(parts) == 4 else args.format
         path = os.path.join(args.out_dir, name + ".stage")
-        flags, size = pack(args.hf, int(start), int(end), path)
-        print("packed %s: layers [%s, %s) flags 0x%x, %d bytes" % (path, start, end, flags, size))
+        flags, size = pack(args.hf, int(start), int(end), path, fmt)
+        print("packed %s: layers [%s, %s) flags 0x%x, %s, %d bytes" % (path, start, end, flags, fmt, size))
 
 
 if __name__ == "__main__":

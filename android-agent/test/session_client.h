@@ -6,6 +6,16 @@
 
 namespace agent_test {
 
+// The engine in-process sessions run on: the fast CPU backend, no OpenCL (tests that split layers build their own).
+inline confidant::agent::Engine& test_engine() {
+  static const std::unique_ptr<confidant::agent::Engine> engine = [] {
+    confidant::agent::EngineOptions o;
+    o.secondary = "none";
+    return confidant::agent::Engine::create(o);
+  }();
+  return *engine;
+}
+
 struct Reply {
   confidant::agent::Frame frame;
   bool close = false;

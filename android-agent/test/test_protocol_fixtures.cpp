@@ -1,5 +1,6 @@
 // Decodes every frame in test/fixtures/protocol (written by the independent Python encoder make_fixtures.py) with
 // the agent's codec, compares every decoded field with the fixture's .json, and re-encodes to identical bytes.
+// Fixtures marked "malformed" must be refused by the decoder.
 #include <dirent.h>
 
 #include <algorithm>
@@ -9,7 +10,7 @@
 #include <set>
 
 #include "check.h"
-#include "half.h"
+#include "confidant/half.h"
 #include "json_mini.h"
 #include "protocol.h"
 
@@ -41,7 +42,7 @@ Value tensor_json(const Tensor& t) {
       case DType::F16: {
         uint16_t h;
         std::memcpy(&h, p, 2);
-        x = half_to_float(h);
+        x = confidant::half_to_float(h);
         break;
       }
       case DType::I32: {
@@ -136,6 +137,13 @@ Value obj(std::initializer_list<std::pair<const std::string, Value>> kv) {
 
 Value opt_tensor(bool present, const Tensor& t) { return present ? tensor_json(t) : Value(); }
 
+template <class V>
+Value num_array(const std::vector<V>& v) {
+  Value a = Value::array();
+  for (V x : v) a.arr.push_back(num(double(x)));
+  return a;
+}
+
 std::map<std::pair<std::string, bool>, Codec> codecs() {
   std::map<std::pair<std::string, bool>, Codec> c;
   c[{"HELLO", false}] = codec<HelloRequest>(decode_hello_request, [](const HelloRequest& m) {
@@ -223,6 +231,39 @@ std::map<std::pair<std::string, bool>, Codec> codecs() {
   c[{"SHUTDOWN", true}] = empty_codec("SHUTDOWN reply");
   c[{"ZERO_GRAD", false}] = empty_codec("ZERO_GRAD");
   c[{"ZERO_GRAD", true}] = empty_codec("ZERO_GRAD reply");
+  c[{"ZO_FORWARD", false}] = codec<ZoForwardRequest>(decode_zo_forward_request, [](const ZoForwardRequest& m) {
+    return obj({{"seed", num(double(m.seed))},
+                {"step", num(m.step)},
+                {"queries", num(m.queries)},
+                {"eps", num(m.eps)},
+                {"input", tensor_json(m.input)},
+                {"targets", opt_tensor(m.has_targets, m.targets)},
+                {"mask", opt_tensor(m.has_targets, m.mask)}});
+  });
+  c[{"ZO_FORWARD", true}] = codec<ZoForwardReply>(decode_zo_forward_reply, [](const ZoForwardReply& m) {
+    if (m.output_kind == 0) return obj({{"output_kind", num(0)}, {"hidden", tensor_json(m.hidden)}});
+    return obj({{"output_kind", num(1)},
+                {"copy_loss_sums", num_array(m.copy_loss_sums)},
+                {"copy_weight_sums", num_array(m.copy_weight_sums)}});
+  });
+  c[{"ZO_STEP", false}] = codec<ZoStepRequest>(decode_zo_step_request, [](const ZoStepRequest& m) {
+    return obj({{"seed", num(double(m.seed))}, {"step", num(m.step)}, {"lr", num(m.lr)}, {"g", num_array(m.g)}});
+  });
+  c[{"ZO_STEP", true}] = empty_codec("ZO_STEP reply");
+  c[{"PROFILE", false}] = codec<ProfileRequestMsg>(decode_profile_request, [](const ProfileRequestMsg& m) {
+    return obj({{"batch", num(m.batch)}, {"seq_len", num(m.seq_len)}, {"reps", num(m.reps)}});
+  });
+  c[{"PROFILE", true}] = codec<ProfileReply>(decode_profile_reply, [](const ProfileReply& m) {
+    return obj({{"profile_json", Value::string(m.json)}});
+  });
+  c[{"SET_SPLIT", false}] = codec<SetSplitRequest>(decode_set_split_request, [](const SetSplitRequest& m) {
+    Value layers = Value::array();
+    for (const SplitEntry& e : m.layers) {
+      layers.arr.push_back(obj({{"gpu_kv_groups", num(e.gpu_kv_groups)}, {"gpu_mlp_cols", num(e.gpu_mlp_cols)}}));
+    }
+    return obj({{"layers", layers}});
+  });
+  c[{"SET_SPLIT", true}] = empty_codec("SET_SPLIT reply");
   auto error_codec = codec<ErrorReply>(decode_error_reply, [](const ErrorReply& m) {
     return obj({{"error_code", num(double(static_cast<uint32_t>(m.code)))}, {"message", Value::string(m.message)}});
   });
@@ -248,6 +289,7 @@ int main() {
 
   const auto table = codecs();
   std::set<std::pair<std::string, bool>> covered;
+  size_t malformed = 0;
   for (const std::string& name : names) {
     const std::vector<uint8_t> bin = agent_test::read_file(dir + "/" + name + ".bin");
     const std::vector<uint8_t> js = agent_test::read_file(dir + "/" + name + ".json");
@@ -283,8 +325,19 @@ int main() {
       agent_test::fail(__FILE__, __LINE__, name + ": no codec for " + command);
       continue;
     }
-    covered.insert({command, is_reply});
     const std::vector<uint8_t> payload(bin.begin() + kFrameHeaderBytes, bin.end());
+    if (meta.has("malformed") && meta["malformed"].b) {
+      ++malformed;
+      bool threw = false;
+      try {
+        it->second.decode_fields(payload);
+      } catch (const DecodeError&) {
+        threw = true;
+      }
+      CHECK_MSG(threw, name + ": a malformed payload decoded without error (" + meta["note"].str + ")");
+      continue;
+    }
+    covered.insert({command, is_reply});
     try {
       compare(meta["fields"], it->second.decode_fields(payload), "fields", name);
       Frame f;
@@ -316,13 +369,14 @@ int main() {
     }
   }
   // Every command in both directions, plus ERROR, must be pinned by at least one fixture.
-  for (uint16_t code = 1; code <= 0x000B; ++code) {
+  for (uint16_t code = 1; code <= kLastCmd; ++code) {
     for (bool reply : {false, true}) {
       CHECK_MSG(covered.count({cmd_name(code), reply}), std::string("no fixture for ") + cmd_name(code) +
                                                              (reply ? " reply" : " request"));
     }
   }
   CHECK_MSG(covered.count({"ERROR", true}), "no ERROR fixture");
+  CHECK_MSG(malformed >= 4, "expected malformed fixtures of ZO_FORWARD, ZO_STEP, PROFILE and SET_SPLIT");
   std::printf("checked %zu protocol fixtures\n", names.size());
   return agent_test::finish("agent.protocol_fixtures");
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -35,6 +36,27 @@ struct Agent {
   std::string stdout_path, port_file;
 };
 
+// The program (and its arguments) that runs the agent binary in a cross build, e.g. "qemu-aarch64-static -L
+// /usr/aarch64-linux-gnu": the environment variable CONFIDANT_TEST_EMULATOR if set, else the build's own
+// (CMAKE_CROSSCOMPILING_EMULATOR), else none. Space-separated.
+std::vector<std::string> emulator_prefix() {
+#ifdef CONFIDANT_TEST_EMULATOR
+  std::string spec = CONFIDANT_TEST_EMULATOR;
+#else
+  std::string spec;
+#endif
+  if (const char* env = std::getenv("CONFIDANT_TEST_EMULATOR")) spec = env;
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < spec.size()) {
+    const size_t j = spec.find(' ', i);
+    const size_t end = j == std::string::npos ? spec.size() : j;
+    if (end > i) out.push_back(spec.substr(i, end - i));
+    i = end + 1;
+  }
+  return out;
+}
+
 // Starts the agent; waits for its port file. extra: more CLI arguments.
 Agent start_agent(const std::string& tag, std::vector<std::string> extra = {}, bool with_token = true) {
   Agent a;
@@ -43,7 +65,8 @@ Agent start_agent(const std::string& tag, std::vector<std::string> extra = {}, b
   a.port_file = kTmp + "/" + tag + ".port";
   a.stdout_path = kTmp + "/" + tag + ".stdout";
   ::unlink(a.port_file.c_str());
-  std::vector<std::string> args = {AGENT_BINARY, "--port", "0", "--port-file", a.port_file, "--idle-timeout-s", "20"};
+  std::vector<std::string> args = emulator_prefix();
+  args.insert(args.end(), {AGENT_BINARY, "--port", "0", "--port-file", a.port_file, "--idle-timeout-s", "20"});
   if (with_token) args.insert(args.end(), {"--token-file", token_file});
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
@@ -238,7 +261,7 @@ void test_normal_session() {
   Frame f = roundtrip(fd, 0x0001, 0x90000001u, encode(HelloRequest{kProtocolVersion, kToken}));
   CHECK_EQ(f.header.kind, 0x8001);
   const HelloReply h = decode_hello_reply(f.payload);
-  CHECK(h.abi == "test-abi" && h.protocol_version == 1 && h.backends == "cpu-ref" && h.cpu_threads >= 1);
+  CHECK(h.abi == "test-abi" && h.protocol_version == 1 && h.backends.rfind("cpu(", 0) == 0 && h.cpu_threads >= 1);
   CHECK_EQ(h.memory_budget_bytes, 64ull << 20);
 
   expect_error_frame(roundtrip(fd, 0x0042, 2, {}), ErrorCode::UnknownCommand, "unknown command", __LINE__);

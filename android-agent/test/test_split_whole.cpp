@@ -4,10 +4,13 @@
 // zero-B adapters change nothing, the memory budget refusals and argument errors of the stage commands.
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 
 #include "check.h"
+#include "confidant/half.h"
+#include "json_mini.h"
 #include "session_client.h"
 
 using namespace confidant::agent;
@@ -23,7 +26,7 @@ constexpr uint32_t kAllModules = 0x7F;
 
 std::unique_ptr<Session> open_stage(const std::string& file, uint32_t flags, uint64_t budget = 0,
                                     uint32_t rank = kRank, uint32_t mask = kAllModules) {
-  auto s = std::make_unique<Session>(SessionOptions{"test-token", budget, "x86_64"});
+  auto s = std::make_unique<Session>(SessionOptions{"test-token", budget, "x86_64", &agent_test::test_engine()});
   CALL_OK(*s, Cmd::Hello, encode(HelloRequest{kProtocolVersion, "test-token"}));
   LoadStageRequest ls;
   ls.path = kData + "/" + file;
@@ -306,7 +309,7 @@ void expect_error(Session& s, Cmd cmd, const std::vector<uint8_t>& payload, Erro
 void test_budget_and_arguments() {
   // Memory budget: the whole stage (~1016 KiB of weights) does not fit in 512 KiB.
   {
-    Session s(SessionOptions{"t", 512 * 1024, "x86_64"});
+    Session s(SessionOptions{"t", 512 * 1024, "x86_64", &agent_test::test_engine()});
     CALL_OK(s, Cmd::Hello, encode(HelloRequest{kProtocolVersion, "t"}));
     LoadStageRequest ls{kData + "/whole.stage", kRank, kAlpha, kAllModules, 0};
     EXPECT_ERROR(s, Cmd::LoadStage, encode(ls), ErrorCode::OutOfMemory, "the memory budget is 512.0 KiB");
@@ -403,6 +406,235 @@ void test_budget_and_arguments() {
   }
 }
 
+// ZO_FORWARD, ZO_STEP, PROFILE and SET_SPLIT through the session: what is refused before any stage is loaded,
+// the shared malformed fixtures, then the replies and refusals with a stage (the P-RGE maths itself is pinned by
+// test_prge_batched / test_prge_update, the split by test_layer_split).
+ZoForwardRequest zo_request(uint32_t q, float eps, const Tensor& input, const MicroBatch* targets) {
+  ZoForwardRequest z;
+  z.seed = 0x0123456789ABCDEFull;
+  z.step = 7;
+  z.queries = q;
+  z.eps = eps;
+  z.input = input;
+  if (targets) {
+    z.has_targets = true;
+    z.targets = targets->targets;
+    z.mask = targets->mask;
+  }
+  return z;
+}
+
+// Row r of every tensor of mb, repeated n times: a batch of n identical copies of one sequence.
+MicroBatch repeat_row(const MicroBatch& mb, int r, int n) {
+  std::vector<int32_t> tok, tgt;
+  std::vector<float> mask;
+  for (int c = 0; c < n; ++c) {
+    for (int t = 0; t < kT; ++t) {
+      tok.push_back(reinterpret_cast<const int32_t*>(mb.tokens.data.data())[r * kT + t]);
+      tgt.push_back(reinterpret_cast<const int32_t*>(mb.targets.data.data())[r * kT + t]);
+      mask.push_back(mb.mask.f32()[r * kT + t]);
+    }
+  }
+  MicroBatch out;
+  out.tokens = Tensor::make_i32({uint32_t(n), kT}, tok.data());
+  out.targets = Tensor::make_i32({uint32_t(n), kT}, tgt.data());
+  out.mask = Tensor::make_f32({uint32_t(n), kT}, mask.data());
+  return out;
+}
+
+Tensor to_f16(const Tensor& t) {
+  Tensor h;
+  h.dtype = DType::F16;
+  h.dims = t.dims;
+  h.data.resize(t.elements() * 2);
+  for (size_t i = 0; i < t.elements(); ++i) {
+    const uint16_t b = confidant::float_to_half(t.f32()[i]);
+    std::memcpy(h.data.data() + 2 * i, &b, 2);
+  }
+  return h;
+}
+
+Tensor widen(const Tensor& h) {
+  std::vector<float> v(h.elements());
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint16_t b;
+    std::memcpy(&b, h.data.data() + 2 * i, 2);
+    v[i] = confidant::half_to_float(b);
+  }
+  return Tensor::make_f32(h.dims, v.data());
+}
+
+void test_zo_profile_split_without_stage() {
+  Session s(SessionOptions{"t", 0, "x86_64", &agent_test::test_engine()});
+  const HelloReply hello = decode_hello_reply(CALL_OK(s, Cmd::Hello, encode(HelloRequest{kProtocolVersion, "t"})));
+  CHECK_MSG(hello.backends == agent_test::test_engine().describe(), "HELLO backends: " + hello.backends);
+  std::vector<int32_t> ids(4 * kT, 5);
+  const Tensor tokens = Tensor::make_i32({4, kT}, ids.data());
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(0, 1e-3f, tokens, nullptr)), ErrorCode::BadArgument,
+               "queries must be in [1, 1024], got 0");
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(1025, 1e-3f, tokens, nullptr)), ErrorCode::BadArgument,
+               "queries must be in [1, 1024]");
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(1, NAN, tokens, nullptr)), ErrorCode::BadArgument,
+               "eps must be finite and > 0");
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(1, 0.0f, tokens, nullptr)), ErrorCode::BadArgument,
+               "eps must be finite and > 0");
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(3, 1e-3f, tokens, nullptr)), ErrorCode::BadArgument,
+               "batch size 4 is not a multiple of 2 * queries = 6");
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(2, 1e-3f, tokens, nullptr)), ErrorCode::NotLoaded, "LOAD_STAGE");
+
+  ZoStepRequest st{1, 2, 1e-3f, {}};
+  EXPECT_ERROR(s, Cmd::ZoStep, encode(st), ErrorCode::BadArgument, "one projected gradient per query, 1 to 1024");
+  st.g = {0.5f, NAN};
+  EXPECT_ERROR(s, Cmd::ZoStep, encode(st), ErrorCode::BadArgument, "ZO_STEP g[1] is nan");
+  st.g = {0.5f};
+  st.lr = INFINITY;
+  EXPECT_ERROR(s, Cmd::ZoStep, encode(st), ErrorCode::BadArgument, "ZO_STEP lr must be finite");
+  st.lr = 1e-3f;
+  EXPECT_ERROR(s, Cmd::ZoStep, encode(st), ErrorCode::NotLoaded, "ZO_STEP needs a stage");
+
+  EXPECT_ERROR(s, Cmd::Profile, encode(ProfileRequestMsg{0, 8, 1}), ErrorCode::BadArgument, "PROFILE shape [0, 8]");
+  EXPECT_ERROR(s, Cmd::Profile, encode(ProfileRequestMsg{1u << 13, 1u << 12, 1}), ErrorCode::BadArgument,
+               "batch*seq_len <= 16777216");
+  EXPECT_ERROR(s, Cmd::Profile, encode(ProfileRequestMsg{1, 8, 0}), ErrorCode::BadArgument, "reps must be in [1, 100]");
+  EXPECT_ERROR(s, Cmd::Profile, encode(ProfileRequestMsg{1, 8, 101}), ErrorCode::BadArgument, "got 101");
+  EXPECT_ERROR(s, Cmd::Profile, encode(ProfileRequestMsg{1, 8, 1}), ErrorCode::NotLoaded, "PROFILE");
+  EXPECT_ERROR(s, Cmd::SetSplit, encode(SetSplitRequest{{{0, 0}}}), ErrorCode::NotLoaded, "SET_SPLIT");
+
+  // The malformed request fixtures of the independent encoder are BAD_ARGUMENT, and the connection stays open.
+  const std::string dir = std::string(REPO_SOURCE_DIR) + "/test/fixtures/protocol/";
+  const std::pair<const char*, Cmd> bad[] = {{"zo_forward_request_malformed", Cmd::ZoForward},
+                                             {"zo_step_request_malformed", Cmd::ZoStep},
+                                             {"profile_request_malformed", Cmd::Profile},
+                                             {"set_split_request_malformed", Cmd::SetSplit}};
+  for (const auto& [name, cmd] : bad) {
+    const std::vector<uint8_t> bin = agent_test::read_file(dir + name + ".bin");
+    CHECK_MSG(bin.size() > kFrameHeaderBytes, std::string("missing fixture ") + name);
+    if (bin.size() <= kFrameHeaderBytes) continue;
+    EXPECT_ERROR(s, cmd, std::vector<uint8_t>(bin.begin() + kFrameHeaderBytes, bin.end()), ErrorCode::BadArgument,
+                 cmd_name(uint16_t(cmd)));
+  }
+}
+
+void test_zo_profile_split_with_stage() {
+  const MicroBatch mb = make_batch(11);
+  // Whole model, q = 1: two copies of row 1. Their weight sums are the row's, their mean loss the unperturbed one.
+  {
+    auto s = open_stage("whole.stage", 0);
+    CALL_OK(*s, Cmd::SetLora, encode(SetLoraRequest{deterministic_lora(*s)}));
+    const MicroBatch two = repeat_row(mb, 1, 2);
+    const MicroBatch one = repeat_row(mb, 1, 1);
+    const ForwardReply base = forward(*s, 0, 0, one.tokens, &one);
+    const ZoForwardReply z =
+        decode_zo_forward_reply(CALL_OK(*s, Cmd::ZoForward, encode(zo_request(1, 1e-3f, two.tokens, &two))));
+    CHECK_EQ(int(z.output_kind), 1);
+    CHECK_EQ(z.copy_loss_sums.size(), size_t(2));
+    CHECK_EQ(z.copy_weight_sums.size(), size_t(2));
+    if (z.copy_loss_sums.size() == 2 && z.copy_weight_sums.size() == 2) {
+      CHECK_MSG(z.copy_weight_sums[0] == base.weight_sum && z.copy_weight_sums[1] == base.weight_sum,
+                "per-copy weight sums are the copy's mask sums");
+      CHECK_MSG(z.copy_loss_sums[0] != z.copy_loss_sums[1], "+eps and -eps copies gave the same loss");
+      const double mean = 0.5 * (z.copy_loss_sums[0] + z.copy_loss_sums[1]);
+      CHECK_MSG(rel(mean, base.loss_sum) < 1e-3, "mean of the +-eps losses " + std::to_string(mean) +
+                                                     " vs unperturbed " + std::to_string(base.loss_sum));
+    }
+    // Nothing kept, LoRA unchanged; ZO_FORWARD counts as a forward.
+    const StatsReply st = decode_stats_reply(CALL_OK(*s, Cmd::Stats, {}));
+    CHECK_EQ(st.forward_count, uint64_t(2));
+    EXPECT_ERROR(*s, Cmd::ZoForward, encode(zo_request(1, 1e-2f, two.tokens, nullptr)), ErrorCode::BadArgument,
+                 "needs targets and mask");
+    EXPECT_ERROR(*s, Cmd::ZoForward, encode(zo_request(1, 1e-2f, mb.tokens, &one)), ErrorCode::BadArgument,
+                 "ZO_FORWARD targets must be i32 [2, 16]");
+
+    // ZO_STEP moves every B and no A; lr 0 moves nothing.
+    const auto before = lora_map(*s, false);
+    CALL_OK(*s, Cmd::ZoStep, encode(ZoStepRequest{5, 6, 0.0f, {1.0f, -2.0f}}));
+    for (const auto& [name, t] : lora_map(*s, false)) {
+      CHECK_MSG(t.data == before.at(name).data, name + " moved at lr 0");
+    }
+    CALL_OK(*s, Cmd::ZoStep, encode(ZoStepRequest{5, 6, 1e-2f, {1.0f, -2.0f}}));
+    const auto after = lora_map(*s, false);
+    for (const auto& [name, t] : before) {
+      const bool is_b = name.find("lora_B") != std::string::npos;
+      CHECK_MSG(is_b == (after.at(name).data != t.data), name + (is_b ? " did not move" : " moved"));
+    }
+
+    // SET_SPLIT: one entry per layer; all zeros is always fine; no OpenCL in the test engine; not mid-step.
+    EXPECT_ERROR(*s, Cmd::SetSplit, encode(SetSplitRequest{{{0, 0}}}), ErrorCode::BadArgument,
+                 "SET_SPLIT has 1 entries, this stage has 5 layers [0, 5)");
+    SetSplitRequest zeros;
+    zeros.layers.assign(5, SplitEntry{});
+    CALL_OK(*s, Cmd::SetSplit, encode(zeros));
+    SetSplitRequest gpu = zeros;
+    gpu.layers[2].gpu_kv_groups = 1;
+    EXPECT_ERROR(*s, Cmd::SetSplit, encode(gpu), ErrorCode::BadArgument, "SET_SPLIT: layer 2: cannot give work");
+    forward(*s, 3, kForwardKeepActivations, mb.tokens, &mb);
+    EXPECT_ERROR(*s, Cmd::SetSplit, encode(zeros), ErrorCode::BadArgument, "kept activations");
+    backward(*s, 3, 1.0f, nullptr);
+    CALL_OK(*s, Cmd::SetSplit, encode(zeros));
+
+    // PROFILE: the documented JSON document (docs/protocol.md "PROFILE reply").
+    const ProfileReply pr = decode_profile_reply(CALL_OK(*s, Cmd::Profile, encode(ProfileRequestMsg{1, 8, 1})));
+    try {
+      const json_mini::Value doc = json_mini::parse(pr.json);
+      CHECK_MSG(doc["shape"]["batch"].num == 1 && doc["shape"]["seqLen"].num == 8 && doc["reps"].num == 1, pr.json);
+      const auto& backends = doc["backends"].arr;
+      CHECK_MSG(!backends.empty() && backends[0]["role"].str == "primary", pr.json);
+      CHECK_EQ(doc["layers"].arr.size(), 5 * backends.size());
+      CHECK_EQ(doc["heads"].arr.size(), backends.size());
+      CHECK_EQ(doc["mlp"].arr.size(), backends.size());
+      for (const auto& l : doc["layers"].arr) {
+        CHECK_MSG(l["forwardMs"].num >= 0 && l["backwardMs"].num >= 0 && l.has("layer") && l.has("backend"), pr.json);
+      }
+      for (const auto& h : doc["heads"].arr) {
+        CHECK_MSG(h.has("attentionForwardMsPerGroup") && h.has("attentionBackwardMsPerGroup"), pr.json);
+      }
+      for (const auto& m : doc["mlp"].arr) {
+        CHECK_MSG(m.has("forwardMsPer32Cols") && m.has("backwardMsPer32Cols"), pr.json);
+      }
+    } catch (const std::exception& e) {
+      agent_test::fail(__FILE__, __LINE__, std::string("PROFILE reply is not the documented JSON: ") + e.what());
+    }
+  }
+  // Pipeline positions: hidden out of a first stage; f16 hidden into the last equals its f32 widening.
+  {
+    auto first = open_stage("first.stage", 0);
+    const MicroBatch two = repeat_row(mb, 0, 2);
+    const ZoForwardReply h =
+        decode_zo_forward_reply(CALL_OK(*first, Cmd::ZoForward, encode(zo_request(1, 1e-3f, two.tokens, nullptr))));
+    CHECK_EQ(int(h.output_kind), 0);
+    CHECK_MSG(h.hidden.dtype == DType::F32 && h.hidden.dims == (std::vector<uint32_t>{2, kT, 64}),
+              h.hidden.shape_string());
+    auto last = open_stage("last.stage", 0);
+    CALL_OK(*last, Cmd::SetLora, encode(SetLoraRequest{deterministic_lora(*last)}));
+    const Tensor h16 = to_f16(h.hidden);
+    const Tensor h32 = widen(h16);
+    const ZoForwardReply a =
+        decode_zo_forward_reply(CALL_OK(*last, Cmd::ZoForward, encode(zo_request(1, 1e-3f, h16, &two))));
+    const ZoForwardReply b =
+        decode_zo_forward_reply(CALL_OK(*last, Cmd::ZoForward, encode(zo_request(1, 1e-3f, h32, &two))));
+    CHECK_MSG(a.copy_loss_sums == b.copy_loss_sums, "ZO_FORWARD f16 input differs from its f32 widening");
+    const ForwardReply fa = forward(*last, 0, 0, h16, &two);
+    const ForwardReply fb = forward(*last, 0, 0, h32, &two);
+    CHECK_MSG(fa.loss_sum == fb.loss_sum, "FORWARD f16 input differs from its f32 widening");
+    EXPECT_ERROR(*last, Cmd::ZoForward, encode(zo_request(1, 1e-3f, two.tokens, &two)), ErrorCode::BadArgument,
+                 "f32 [B, T, 64] hidden states (f16 is accepted too)");
+  }
+  // Memory budget: a 2 MiB budget holds the stage but not the scratch of a large batch.
+  {
+    auto s = open_stage("whole.stage", 0, 2u << 20);
+    std::vector<int32_t> ids(8 * 512, 1);
+    std::vector<float> ones(8 * 512, 1.0f);
+    MicroBatch big;
+    big.tokens = Tensor::make_i32({8, 512}, ids.data());
+    big.targets = big.tokens;
+    big.mask = Tensor::make_f32({8, 512}, ones.data());
+    EXPECT_ERROR(*s, Cmd::ZoForward, encode(zo_request(2, 1e-3f, big.tokens, &big)), ErrorCode::OutOfMemory,
+                 "ZO_FORWARD of batch [8, 512] (4 copies)");
+    EXPECT_ERROR(*s, Cmd::Profile, encode(ProfileRequestMsg{8, 512, 1}), ErrorCode::OutOfMemory,
+                 "PROFILE of micro-batch [8, 512]");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -410,6 +642,8 @@ int main() {
   test_split_equals_whole();
   test_lora_fa_training_and_zero_b();
   test_budget_and_arguments();
+  test_zo_profile_split_without_stage();
+  test_zo_profile_split_with_stage();
   std::printf("took %.0f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   return agent_test::finish("agent.split_whole");

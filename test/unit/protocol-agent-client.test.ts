@@ -6,6 +6,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { AgentClient, AgentConnectionError, AgentError } from '../../electron/core/protocol/agent-client.js';
+import { encodeReply, type Tensor } from '../../electron/core/protocol/messages.js';
+import { encodeFrame, ProtocolError } from '../../electron/core/protocol/wire.js';
 import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
 
 const FIXTURES = join(repoRoot(), 'test', 'fixtures', 'protocol');
@@ -91,7 +93,12 @@ test('HELLO goes out as the fixture bytes and the capabilities come from the fix
     abi: 'arm64-v8a',
     cpuThreads: 8,
     memoryBudgetBytes: 0x1_7f3a_2b1c,
-    backends: ['cpu-ref', 'cpu-neon', 'opencl'],
+    backends: ['cpu(neon, dotprod x4)', 'opencl(QUALCOMM Adreno(TM) 740 (OpenCL 3.0))'],
+    backendDetails: [
+      { name: 'cpu', detail: 'neon, dotprod x4' },
+      { name: 'opencl', detail: 'QUALCOMM Adreno(TM) 740 (OpenCL 3.0)' },
+    ],
+    opencl: true,
   });
   client.close();
   await s.scriptDone;
@@ -326,5 +333,98 @@ test('a HELLO reply with another protocol version is refused', async () => {
     s.client,
     /agent on R58N-TEST \(version 0\.1\.0-dev\+g1a2b3c4\) speaks protocol version 2, this host speaks 1/,
   );
+  await s.scriptDone;
+});
+
+/** The "fields" of a fixture's .json. */
+function fields(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8')).fields;
+}
+
+function tensor(t: unknown): Tensor {
+  const j = t as { dtype: 'f32' | 'i32'; dims: number[]; data: number[] };
+  if (j.dtype === 'i32') return { dtype: 'i32', dims: j.dims, data: Int32Array.from(j.data) };
+  assert.equal(j.dtype, 'f32');
+  return { dtype: 'f32', dims: j.dims, data: Float32Array.from(j.data) };
+}
+
+test('zoForward, zoStep, profile and setSplit send the fixture bytes and return the fixture replies', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    for (const [request, reply] of [
+      ['zo_forward_request_last', 'zo_forward_reply_loss'],
+      ['zo_step_request', 'zo_step_reply'],
+      ['profile_request', 'profile_reply'],
+      ['set_split_request', 'set_split_reply'],
+    ] as const) {
+      const req = await peer.nextFrame();
+      assert.deepStrictEqual(req.raw, fixture(request, req.requestId), request);
+      peer.socket.write(fixture(reply, req.requestId));
+    }
+    await peer.closed;
+  });
+  const client = await s.client;
+  const zf = fields('zo_forward_request_last');
+  const zo = await client.zoForward({
+    seed: zf.seed as number,
+    step: zf.step as number,
+    queries: zf.queries as number,
+    eps: zf.eps as number,
+    input: tensor(zf.input),
+    targets: tensor(zf.targets),
+    mask: tensor(zf.mask),
+  });
+  const zr = fields('zo_forward_reply_loss');
+  assert.deepStrictEqual(zo, { outputKind: 1, copyLossSums: zr.copy_loss_sums, copyWeightSums: zr.copy_weight_sums });
+
+  const zs = fields('zo_step_request');
+  const stepped = await client.zoStep({
+    seed: zs.seed as number,
+    step: zs.step as number,
+    lr: zs.lr as number,
+    g: zs.g as number[],
+  });
+  assert.equal(stepped, undefined);
+
+  const profile = await client.profile({ batch: 4, seqLen: 256, reps: 5 });
+  assert.deepStrictEqual(profile, JSON.parse(fields('profile_reply').profile_json as string));
+  assert.deepStrictEqual(profile.shape, { batch: 4, seqLen: 256 });
+  assert.deepStrictEqual(
+    profile.backends.map((b) => b.name),
+    ['cpu', 'opencl'],
+  );
+  assert.equal(profile.layers[1]!.forwardMs, 8.0);
+  assert.equal(profile.mlp[0]!.backwardMsPer32Cols, 0.125);
+
+  const layers = fields('set_split_request').layers as { gpu_kv_groups: number; gpu_mlp_cols: number }[];
+  await client.setSplit(layers.map((l) => ({ gpuKvGroups: l.gpu_kv_groups, gpuMlpCols: l.gpu_mlp_cols })));
+  client.close();
+  await s.scriptDone;
+});
+
+test('a PROFILE reply that breaks the documented schema rejects that call only', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const req = await peer.nextFrame();
+    const doc = JSON.parse(fields('profile_reply').profile_json as string);
+    doc.layers[0].forwardMs = -1;
+    doc.heads[1].backend = 'vulkan';
+    const payload = encodeReply('PROFILE', { profileJson: JSON.stringify(doc) });
+    peer.socket.write(encodeFrame(0x800e, req.requestId, payload));
+    const stats = await peer.nextFrame();
+    peer.socket.write(fixture('stats_reply', stats.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  await assert.rejects(client.profile({ batch: 1, seqLen: 8, reps: 1 }), (e: unknown) => {
+    assert.ok(e instanceof ProtocolError);
+    assert.match(e.message, /^PROFILE reply from agent on R58N-TEST does not match docs\/protocol\.md: /);
+    assert.match(e.message, /layers\.0\.forwardMs: /);
+    assert.match(e.message, /heads\.1\.backend: backend 'vulkan' is not one of backends \(cpu, opencl\)/);
+    return true;
+  });
+  assert.equal(client.isOpen, true);
+  assert.equal((await client.stats()).bytesOut, 0x4_0506_0708);
+  client.close();
   await s.scriptDone;
 });

@@ -1,5 +1,6 @@
 // Checks the TypeScript protocol codec against the byte fixtures of the independent Python encoder
 // (test/fixtures/protocol/make_fixtures.py): decode every .bin to its .json, re-encode to the same bytes.
+// Fixtures marked "malformed" must be refused by the decoder.
 // Not a test of I/O or the client (protocol-stream / protocol-agent-client tests) and not of the C++ agent.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import {
   encodeFrame,
   ERROR_KIND,
   FRAME_HEADER_BYTES,
+  ProtocolError,
   REPLY_BIT,
 } from '../../electron/core/protocol/wire.js';
 import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
@@ -35,7 +37,9 @@ interface FixtureMeta {
   is_reply: boolean;
   request_id: number;
   payload_bytes: number;
-  fields: Record<string, unknown>;
+  fields: Record<string, unknown> | null;
+  malformed?: boolean;
+  note?: string;
 }
 
 interface JsonTensor {
@@ -95,14 +99,37 @@ test('the fixture folder holds a request and a reply for every command, and erro
   assert.ok(fixtures.length >= 20, `only ${fixtures.length} fixtures in ${FIXTURES_DIR}`);
   for (const command of Object.keys(COMMAND_CODES)) {
     for (const isReply of [false, true]) {
-      const found = fixtures.some((f) => f.meta.command === command && f.meta.is_reply === isReply);
+      const found = fixtures.some(
+        (f) => f.meta.command === command && f.meta.is_reply === isReply && !f.meta.malformed,
+      );
       assert.ok(found, `no ${isReply ? 'reply' : 'request'} fixture for ${command}`);
     }
   }
   assert.ok(fixtures.some((f) => f.meta.command === 'ERROR'));
+  for (const command of ['ZO_FORWARD', 'ZO_STEP', 'PROFILE', 'SET_SPLIT']) {
+    assert.ok(
+      fixtures.some((f) => f.meta.command === command && f.meta.malformed),
+      `no malformed fixture for ${command}`,
+    );
+  }
 });
 
-for (const { meta, bytes } of fixtures) {
+for (const { meta, bytes } of fixtures.filter((f) => f.meta.malformed)) {
+  test(`fixture ${meta.name}: a malformed payload is refused (${meta.note ?? ''})`, () => {
+    const header = decodeFrameHeader(bytes, meta.name);
+    assert.equal(header.kind, meta.kind);
+    assert.equal(meta.fields, null);
+    assert.notEqual(meta.command, 'ERROR');
+    const command = meta.command as CommandName;
+    const payload = bytes.subarray(FRAME_HEADER_BYTES);
+    assert.throws(
+      () => (meta.is_reply ? decodeReply(command, payload) : decodeRequest(command, payload)),
+      ProtocolError,
+    );
+  });
+}
+
+for (const { meta, bytes } of fixtures.filter((f) => !f.meta.malformed)) {
   test(`fixture ${meta.name}: decodes to its .json and re-encodes to the same bytes`, () => {
     const header = decodeFrameHeader(bytes, meta.name);
     const expectedKind =

@@ -1,11 +1,18 @@
 // Packs one pipeline stage's frozen weights from a Hugging Face folder into a stage file (docs/stage-format.md v1),
-// streaming tensor by tensor in bounded chunks. It does not quantise and never holds the whole model in memory.
+// streaming tensor by tensor in bounded chunks (whole rows for quantised matrices), never holding the whole model
+// in memory. Matrices can be stored quantised (int8, q4_0, fp4: quantize.ts, bit-identical to the kernels'
+// reference quantiser); the work is CPU-bound, so long packs should run through pack-worker.ts.
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { openModelFolder, tensorLocation, type ModelFolder, layerTensorShapes } from './model-folder.js';
 import type { ModelConfig } from './hf-config.js';
 import { bytesToF32, readTensorBytes, DTYPE_BYTES, type SafetensorsDtype } from './safetensors.js';
 import { writeFileAtomically, writeFully } from '../util/atomic-file.js';
+import { f32ToF16Bits } from '../util/f16.js';
+import {
+  QUANT_GROUP, WeightDType, int8ScalesOffset, isGroupedFormat, isWeightFormat, matrixBytes, quantizeMatrix,
+  type WeightFormat, WEIGHT_FORMATS,
+} from './quantize.js';
 
 export const STAGE_MAGIC = 'CFDSTAGE';
 export const STAGE_FORMAT_VERSION = 1;
@@ -15,10 +22,22 @@ export const STAGE_FLAG_HAS_EMBEDDING = 1 << 0;
 export const STAGE_FLAG_HAS_HEAD = 1 << 1;
 export const STAGE_FLAG_TIED_EMBEDDINGS = 1 << 2;
 export const STAGE_FLAG_ATTENTION_BIAS = 1 << 3;
-/** Stage dtype codes (docs/stage-format.md). */
+/** Stage dtype codes (docs/stage-format.md), equal to the kernels' WDType (quantize.ts WeightDType). */
 export const STAGE_DTYPE_F32 = 0;
 export const STAGE_DTYPE_F16 = 1;
-const STAGE_DTYPE_BYTES = [4, 2] as const;
+export const STAGE_DTYPE_INT8 = 2;
+export const STAGE_DTYPE_Q4_0 = 3;
+export const STAGE_DTYPE_FP4 = 4;
+export type StageDType = 0 | 1 | 2 | 3 | 4;
+export type { WeightFormat } from './quantize.js';
+export { WEIGHT_FORMATS } from './quantize.js';
+
+/** The tensors that may be stored quantised: 2-D projection matrices, the LM head and the embedding table. */
+const QUANTIZABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight|lm_head\.weight|model\.embed_tokens\.weight)$/;
+
+export function isQuantizableTensor(name: string, dims: readonly number[]): boolean {
+  return dims.length === 2 && QUANTIZABLE.test(name);
+}
 
 /** Layers [layerStart, layerEnd) plus the embedding (first stage) and/or final norm + LM head (last stage). */
 export interface StageSpec {
@@ -29,11 +48,32 @@ export interface StageSpec {
 }
 
 export interface PackOptions {
-  /** Keep F16 source tensors as f16 (dtype 1) instead of widening to f32. Default false: the agent's
-   * reference engine computes in f32. BF16 and F64 sources are always widened/narrowed to f32. */
+  /**
+   * Storage format of the weight matrices (isQuantizableTensor: q/k/v/o/gate/up/down projections, LM head,
+   * embedding). Default 'f32'. Norms and biases are never quantised. q4_0 and fp4 quantise groups of 32 columns:
+   * a matrix whose column count is not a multiple of 32 is stored as f16 instead, reported in PackResult.fallbacks.
+   */
+  weightFormat?: WeightFormat;
+  /** Keep F16 source tensors as f16 (dtype 1) instead of widening to f32, for every tensor the weight format does
+   * not quantise (with the default weightFormat 'f32': all of them). Default false: the agent's reference engine
+   * computes in f32. BF16 and F64 sources are always widened/narrowed to f32. */
   keepF16?: boolean;
-  /** Upper bound on bytes read per chunk while streaming a tensor (default 16 MiB). */
+  /** Upper bound on bytes read per chunk while streaming a tensor (default 16 MiB; at least one row is read). */
   chunkBytes?: number;
+  /** Called after every chunk written. */
+  onProgress?: (p: PackProgress) => void;
+  /** Aborts the pack between chunks (the partial file is removed; the promise rejects with the abort reason). */
+  signal?: AbortSignal;
+}
+
+export interface PackProgress {
+  /** Tensor being written and its index in the file. */
+  tensor: string;
+  tensorIndex: number;
+  tensorCount: number;
+  /** Bytes of tensor data written so far, and the stage's total tensor data bytes. */
+  bytesDone: number;
+  bytesTotal: number;
 }
 
 export interface StageTensorEntry {
@@ -42,7 +82,11 @@ export interface StageTensorEntry {
   /** Tensor read from the model folder (differs from name only for a tied LM head resolved elsewhere). */
   sourceName: string;
   dims: number[];
-  dtype: typeof STAGE_DTYPE_F32 | typeof STAGE_DTYPE_F16;
+  dtype: StageDType;
+  /** dtype by name: 'f32', 'f16', 'int8', 'q4_0' or 'fp4'. */
+  format: WeightFormat;
+  /** Set when the requested weightFormat could not be used for this matrix (it is stored as `format`). */
+  fallback?: string;
   sourceDtype: SafetensorsDtype;
   /** Absolute file offset of the data (multiple of 64). */
   offset: number;
@@ -57,10 +101,25 @@ export interface StageLayout {
   tensors: StageTensorEntry[];
 }
 
+/** One stored tensor, for reports: what it was stored as and why, when not the requested format. */
+export interface PackedTensor {
+  name: string;
+  dims: number[];
+  format: WeightFormat;
+  nbytes: number;
+  fallback?: string;
+}
+
 export interface PackResult {
   bytes: number;
   sha256: string;
   tensorCount: number;
+  /** The requested weight format. */
+  weightFormat: WeightFormat;
+  /** Every tensor in file order with the format it was stored in. */
+  tensors: PackedTensor[];
+  /** The matrices that could not take the requested format (e.g. q4_0 with 172 columns -> f16), with the reason. */
+  fallbacks: { name: string; dims: number[]; requested: WeightFormat; stored: WeightFormat; reason: string }[];
 }
 
 function alignUp(n: number, to: number): number {
@@ -100,10 +159,29 @@ function entryBytes(name: string, ndim: number): number {
   return 2 + Buffer.byteLength(name) + 1 + 1 + 8 * ndim + 8 + 8 + 4;
 }
 
+/** The format a tensor is stored in for these options, and the reason when it is not the requested one. */
+export function chooseTensorFormat(name: string, dims: readonly number[], sourceDtype: SafetensorsDtype, opts: PackOptions = {}): { format: WeightFormat; fallback?: string } {
+  const requested = opts.weightFormat ?? 'f32';
+  const plain: WeightFormat = sourceDtype === 'F16' && opts.keepF16 ? 'f16' : 'f32';
+  if (requested === 'f32' || !isQuantizableTensor(name, dims)) return { format: plain };
+  const cols = dims[1]!;
+  if (isGroupedFormat(requested) && cols % QUANT_GROUP !== 0) {
+    return {
+      format: 'f16',
+      fallback: `${requested} needs a column count that is a multiple of ${QUANT_GROUP}; [${dims.join(', ')}] has ${cols} columns: stored as f16`,
+    };
+  }
+  return { format: requested };
+}
+
 /** Computes offsets and sizes without reading any tensor data (also usable to predict a stage's file size). */
 export function planStageLayout(folder: ModelFolder, spec: StageSpec, opts: PackOptions = {}): StageLayout {
   const c = folder.config;
   checkSpec(c, spec, folder.dir);
+  const weightFormat = opts.weightFormat ?? 'f32';
+  if (!isWeightFormat(weightFormat)) {
+    throw new Error(`unknown weight format ${JSON.stringify(weightFormat)} (one of ${WEIGHT_FORMATS.join(', ')})`);
+  }
   const list = stageTensorNames(c, spec);
   const tableBytes = list.reduce((sum, t) => sum + entryBytes(t.name, t.dims.length), 0);
   const dataOffset = alignUp(STAGE_FIXED_HEADER_BYTES + tableBytes, STAGE_ALIGN_BYTES);
@@ -119,10 +197,15 @@ export function planStageLayout(folder: ModelFolder, spec: StageSpec, opts: Pack
     if (!['F32', 'F16', 'BF16', 'F64'].includes(src)) {
       throw new Error(`${loc.header.path}: tensor "${loc.name}" is ${src}; stage files are packed from F32, F16, BF16 or F64 weights (quantised checkpoints are not supported yet)`);
     }
-    const dtype = src === 'F16' && opts.keepF16 ? STAGE_DTYPE_F16 : STAGE_DTYPE_F32;
-    const nbytes = t.dims.reduce((a, b) => a * b, 1) * STAGE_DTYPE_BYTES[dtype];
+    const { format, fallback } = chooseTensorFormat(t.name, t.dims, src, opts);
+    const dtype = WeightDType[format] as StageDType;
+    const nbytes = format === 'f32' || format === 'f16'
+      ? t.dims.reduce((a, b) => a * b, 1) * (format === 'f32' ? 4 : 2)
+      : matrixBytes(format, t.dims[0]!, t.dims[1]!);
     const offset = alignUp(cursor, STAGE_ALIGN_BYTES);
-    tensors.push({ name: t.name, sourceName: loc.name, dims: t.dims, dtype, sourceDtype: src, offset, nbytes });
+    const entry: StageTensorEntry = { name: t.name, sourceName: loc.name, dims: t.dims, dtype, format, sourceDtype: src, offset, nbytes };
+    if (fallback !== undefined) entry.fallback = fallback;
+    tensors.push(entry);
     cursor = offset + nbytes;
   }
   let flags = 0;
@@ -177,41 +260,101 @@ function encodeStageHeader(c: ModelConfig, spec: StageSpec, layout: StageLayout,
   return buf;
 }
 
+/** f32 values -> little-endian f16 bytes. */
+function f32ToF16Bytes(f32: Float32Array): Uint8Array {
+  const out = new Uint8Array(f32.length * 2);
+  for (let i = 0; i < f32.length; i++) {
+    const h = f32ToF16Bits(f32[i]!);
+    out[2 * i] = h & 0xff;
+    out[2 * i + 1] = h >>> 8;
+  }
+  return out;
+}
+
+function f32Bytes(f32: Float32Array): Uint8Array {
+  return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+}
+
+function assertFinite(f32: Float32Array, cols: number, firstRow: number, where: string): void {
+  for (let i = 0; i < f32.length; i++) {
+    if (!Number.isFinite(f32[i]!)) {
+      throw new Error(`${where}: value ${f32[i]} at row ${firstRow + Math.floor(i / cols)}, column ${i % cols} is not finite; refusing to quantise a broken checkpoint`);
+    }
+  }
+}
+
 /**
  * Writes the stage file for `spec` to `outPath` atomically (temp file, fsync, rename). `folder` is a path to a
- * Hugging Face model folder or an already opened one. Returns the file size and its sha256 (computed by reading
- * the written file back, which also checks that it is exactly `file_bytes` long).
+ * Hugging Face model folder or an already opened one. Returns the file size, its sha256 (computed by reading
+ * the written file back, which also checks that it is exactly `file_bytes` long) and the format of every tensor.
+ * CPU-bound for quantised formats: see packStageInWorker (pack-worker.ts) to keep an event loop responsive.
  */
 export async function packStage(folder: string | ModelFolder, spec: StageSpec, outPath: string, opts: PackOptions = {}): Promise<PackResult> {
   const model = typeof folder === 'string' ? await openModelFolder(folder) : folder;
   const layout = planStageLayout(model, spec, opts);
   const chunkBytes = Math.max(4096, opts.chunkBytes ?? 16 * 1024 * 1024);
+  const bytesTotal = layout.tensors.reduce((a, t) => a + t.nbytes, 0);
+  let bytesDone = 0;
+  opts.signal?.throwIfAborted();
   return writeFileAtomically(outPath, async (fh, tempPath) => {
     const crcs: number[] = [];
     await writeFully(fh, encodeStageHeader(model.config, spec, layout, crcs), 0);
     let cursor = layout.dataOffset;
-    for (const t of layout.tensors) {
+    for (const [index, t] of layout.tensors.entries()) {
       if (t.offset > cursor) await writeFully(fh, Buffer.alloc(t.offset - cursor), cursor);
       const loc = tensorLocation(model, t.sourceName);
+      const where = `${loc.header.path}: tensor "${loc.name}"`;
       const inElemBytes = DTYPE_BYTES[t.sourceDtype];
-      const count = t.nbytes / STAGE_DTYPE_BYTES[t.dtype];
-      const chunkElems = Math.max(1, Math.floor(chunkBytes / Math.max(inElemBytes, 4)));
       let crc = 0;
       let out = t.offset;
-      for (let e = 0; e < count; e += chunkElems) {
-        const n = Math.min(chunkElems, count - e);
-        const raw = await readTensorBytes(loc.header, loc.name, e * inElemBytes, n * inElemBytes);
-        const sameDtype = (t.sourceDtype === 'F32' && t.dtype === STAGE_DTYPE_F32) || (t.sourceDtype === 'F16' && t.dtype === STAGE_DTYPE_F16);
-        let bytes: Uint8Array;
-        if (sameDtype) bytes = raw;
-        else {
-          const f32 = bytesToF32(raw, t.sourceDtype, `${loc.header.path}: tensor "${loc.name}"`);
-          bytes = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
-        }
+      const emit = async (bytes: Uint8Array): Promise<void> => {
+        opts.signal?.throwIfAborted();
         crc = crc32(bytes, crc);
         await writeFully(fh, bytes, out);
         out += bytes.byteLength;
+        bytesDone += bytes.byteLength;
+        opts.onProgress?.({ tensor: t.name, tensorIndex: index, tensorCount: layout.tensors.length, bytesDone, bytesTotal });
+      };
+      if (t.format === 'f32' || t.format === 'f16') {
+        // Element chunks: raw copy when the dtype already matches, else convert.
+        const count = t.dims.reduce((a, b) => a * b, 1);
+        const chunkElems = Math.max(1, Math.floor(chunkBytes / Math.max(inElemBytes, 4)));
+        const sameDtype = (t.sourceDtype === 'F32' && t.format === 'f32') || (t.sourceDtype === 'F16' && t.format === 'f16');
+        for (let e = 0; e < count; e += chunkElems) {
+          const n = Math.min(chunkElems, count - e);
+          const raw = await readTensorBytes(loc.header, loc.name, e * inElemBytes, n * inElemBytes);
+          if (sameDtype) await emit(raw);
+          else {
+            const f32 = bytesToF32(raw, t.sourceDtype, where);
+            await emit(t.format === 'f32' ? f32Bytes(f32) : f32ToF16Bytes(f32));
+          }
+        }
+      } else {
+        // Quantised matrix: whole rows per chunk (groups and int8 row scales never straddle a chunk).
+        const [rows, cols] = t.dims as [number, number];
+        const chunkRows = Math.max(1, Math.floor(chunkBytes / (cols * Math.max(inElemBytes, 4))));
+        const scales: Uint8Array[] = [];
+        for (let r = 0; r < rows; r += chunkRows) {
+          const n = Math.min(chunkRows, rows - r);
+          const raw = await readTensorBytes(loc.header, loc.name, r * cols * inElemBytes, n * cols * inElemBytes);
+          const f32 = bytesToF32(raw, t.sourceDtype, where);
+          assertFinite(f32, cols, r, where);
+          const q = quantizeMatrix(t.format, f32, n, cols);
+          if (t.format === 'int8') {
+            // Codes now; the per-row scale plane follows all codes (after padding to 4 bytes).
+            scales.push(q.slice(int8ScalesOffset(n, cols)));
+            await emit(q.subarray(0, n * cols));
+          } else {
+            await emit(q);
+          }
+        }
+        if (t.format === 'int8') {
+          const pad = int8ScalesOffset(rows, cols) - rows * cols;
+          if (pad > 0) await emit(new Uint8Array(pad));
+          await emit(Buffer.concat(scales));
+        }
       }
+      if (out - t.offset !== t.nbytes) throw new Error(`${where}: wrote ${out - t.offset} bytes, the stage table says ${t.nbytes}`);
       crcs.push(crc);
       cursor = out;
     }
@@ -228,6 +371,15 @@ export async function packStage(folder: string | ModelFolder, spec: StageSpec, o
       pos += bytesRead;
     }
     if (pos !== layout.fileBytes) throw new Error(`${tempPath}: wrote ${pos} bytes, expected file_bytes ${layout.fileBytes}`);
-    return { bytes: pos, sha256: hash.digest('hex'), tensorCount: layout.tensors.length };
+    const weightFormat = opts.weightFormat ?? 'f32';
+    const tensors: PackedTensor[] = layout.tensors.map((t) => {
+      const p: PackedTensor = { name: t.name, dims: t.dims, format: t.format, nbytes: t.nbytes };
+      if (t.fallback !== undefined) p.fallback = t.fallback;
+      return p;
+    });
+    const fallbacks = layout.tensors
+      .filter((t) => t.fallback !== undefined)
+      .map((t) => ({ name: t.name, dims: t.dims, requested: weightFormat, stored: t.format, reason: t.fallback! }));
+    return { bytes: pos, sha256: hash.digest('hex'), tensorCount: layout.tensors.length, weightFormat, tensors, fallbacks };
   });
 }

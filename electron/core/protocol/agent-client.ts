@@ -15,10 +15,16 @@ import {
   type LoadStageRequest,
   type NamedTensor,
   type OptimStepRequest,
+  type LayerSplit,
+  type ProfileRequest,
   type Replies,
   type Requests,
   type StatsReply,
+  type ZoForwardReply,
+  type ZoForwardRequest,
+  type ZoStepRequest,
 } from './messages.js';
+import { type BackendDescription, parseBackends, parseProfileResult, type ProfileResult } from './profile.js';
 import {
   COMMAND_CODES,
   CONNECTION_CLOSING_ERRORS,
@@ -34,6 +40,8 @@ import {
 } from './wire.js';
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
+/** PROFILE runs every layer reps times on every backend: its default limit is this, or the client's if longer. */
+export const DEFAULT_PROFILE_TIMEOUT_MS = 300_000;
 
 export interface AgentClientOptions {
   /** The per-session secret the agent reads from its --token-file. */
@@ -56,7 +64,12 @@ export interface AgentCapabilities {
   abi: string;
   cpuThreads: number;
   memoryBudgetBytes: number;
+  /** HELLO's backends string split into its entries, e.g. ["cpu(neon x4)", "opencl(Adreno 740)"]. */
   backends: string[];
+  /** The same entries parsed: name and the detail in parentheses. */
+  backendDetails: BackendDescription[];
+  /** Whether the agent can run work on OpenCL (a backend named "opencl"; SET_SPLIT needs it). */
+  opencl: boolean;
 }
 
 /** The agent answered a request with an ERROR frame. */
@@ -158,13 +171,16 @@ export class AgentClient {
             `${hello.protocolVersion}, this host speaks ${PROTOCOL_VERSION}: deploy the matching agent`,
         );
       }
+      const backendDetails = parseBackends(hello.backends);
       client.capabilitiesValue = {
         agentVersion: hello.agentVersion,
         protocolVersion: hello.protocolVersion,
         abi: hello.abi,
         cpuThreads: hello.cpuThreads,
         memoryBudgetBytes: hello.memoryBudgetBytes,
-        backends: hello.backends.split(',').filter((b) => b.length > 0),
+        backends: backendDetails.map((b) => (b.detail === undefined ? b.name : `${b.name}(${b.detail})`)),
+        backendDetails,
+        opencl: backendDetails.some((b) => b.name === 'opencl'),
       };
       return client;
     } catch (err) {
@@ -224,6 +240,35 @@ export class AgentClient {
 
   async zeroGrad(opts: RequestOptions = {}): Promise<void> {
     await this.request('ZERO_GRAD', {}, opts);
+  }
+
+  /**
+   * P-RGE batched forward: input holds 2 * queries copies of one minibatch (copy-major; copy 2i at +eps, 2i+1 at
+   * -eps of query i). Non-last stages answer the hidden state; the last (with targets and mask) one loss sum and
+   * one weight sum per copy.
+   */
+  zoForward(req: ZoForwardRequest, opts: RequestOptions = {}): Promise<ZoForwardReply> {
+    return this.request('ZO_FORWARD', req, opts);
+  }
+
+  /** P-RGE update of every LoRA B from the projected gradients g (one per query) of ZO_FORWARD (seed, step). */
+  async zoStep(req: ZoStepRequest, opts: RequestOptions = {}): Promise<void> {
+    await this.request('ZO_STEP', req, opts);
+  }
+
+  /**
+   * Times the loaded stage at micro-batch [batch, seqLen] (medians over reps runs) on every backend; the reply is
+   * validated against docs/protocol.md "PROFILE reply". Default limit: DEFAULT_PROFILE_TIMEOUT_MS.
+   */
+  async profile(req: ProfileRequest, opts: RequestOptions = {}): Promise<ProfileResult> {
+    const timeoutMs = opts.timeoutMs ?? Math.max(this.timeoutMs, DEFAULT_PROFILE_TIMEOUT_MS);
+    const reply = await this.request('PROFILE', req, { ...opts, timeoutMs });
+    return parseProfileResult(reply.profileJson, `agent on ${this.label}`);
+  }
+
+  /** Which part of each local layer runs on OpenCL; one entry per layer of the loaded stage, in order. */
+  async setSplit(splits: LayerSplit[], opts: RequestOptions = {}): Promise<void> {
+    await this.request('SET_SPLIT', { layers: splits }, opts);
   }
 
   /** Asks the agent to exit; resolves once it acknowledged, then closes this side too. */

@@ -24,6 +24,7 @@ export {
 
 // ---- flag bits (docs/protocol.md "Field details") ----
 export const LOAD_STAGE_FLAG_TRAIN_A = 1 << 0; // clear: A frozen (LoRA-FA)
+export const LOAD_STAGE_FLAG_RECOMPUTE = 1 << 1; // keep only layer inputs, recompute the rest in BACKWARD
 export const TARGET_MODULE_BITS = {
   q_proj: 1 << 0,
   k_proj: 1 << 1,
@@ -38,6 +39,8 @@ export const FORWARD_FLAG_RETURN_LOGITS = 1 << 1;
 export const GET_LORA_FLAG_INCLUDE_GRADS = 1 << 0;
 export const FORWARD_OUTPUT_HIDDEN = 0;
 export const FORWARD_OUTPUT_LOSS = 1;
+/** ZO_FORWARD reply output_kind 1: one loss sum and one weight sum per perturbed copy. */
+export const ZO_FORWARD_OUTPUT_COPY_LOSSES = 1;
 
 // ---- payload types ----
 export type Empty = Record<string, never>;
@@ -52,7 +55,7 @@ export interface HelloReply {
   abi: string;
   cpuThreads: number;
   memoryBudgetBytes: number;
-  backends: string; // comma-separated, e.g. "cpu-ref,cpu-neon"
+  backends: string; // comma-separated `name` or `name(detail)` entries, e.g. "cpu(neon x4),opencl(Adreno 740)"
 }
 export interface LoadStageRequest {
   path: string;
@@ -74,7 +77,7 @@ export interface TensorList {
 export interface ForwardRequest {
   microId: number;
   flags: number;
-  input: Tensor; // i32 [B, T] tokens on the first stage, f32 [B, T, hidden] otherwise
+  input: Tensor; // i32 [B, T] tokens on the first stage, f32 (or f16) [B, T, hidden] otherwise
   targets?: Tensor; // i32 [B, T], last stage only, together with mask
   mask?: Tensor; // f32 [B, T]
 }
@@ -113,6 +116,40 @@ export interface StatsReply {
   bytesIn: number;
   bytesOut: number;
 }
+/** P-RGE batched forward: the batch holds 2 * queries copies (copy-major), copy 2i at +eps, 2i+1 at -eps. */
+export interface ZoForwardRequest {
+  seed: number; // u64, kept below 2^53 by the host
+  step: number; // u32
+  queries: number; // u32, >= 1
+  eps: number; // f32
+  input: Tensor; // i32 [B, T] tokens on the first stage, f32 or f16 [B, T, hidden] otherwise; B % (2 * queries) == 0
+  targets?: Tensor; // i32 [B, T], last stage only, together with mask
+  mask?: Tensor; // f32 [B, T]
+}
+export type ZoForwardReply =
+  | { outputKind: typeof FORWARD_OUTPUT_HIDDEN; hidden: Tensor }
+  | { outputKind: typeof ZO_FORWARD_OUTPUT_COPY_LOSSES; copyLossSums: number[]; copyWeightSums: number[] };
+export interface ZoStepRequest {
+  seed: number; // u64, the ZO_FORWARD seed
+  step: number; // u32, the ZO_FORWARD step
+  lr: number; // f32
+  g: number[]; // f32 per query: the projected gradients
+}
+export interface ProfileRequest {
+  batch: number;
+  seqLen: number;
+  reps: number;
+}
+export interface ProfileReply {
+  profileJson: string; // docs/protocol.md "PROFILE reply"; parse with parseProfileResult (profile.ts)
+}
+export interface LayerSplit {
+  gpuKvGroups: number; // KV groups [0, gpuKvGroups) of the layer's attention run on OpenCL
+  gpuMlpCols: number; // MLP intermediate columns [0, gpuMlpCols) run on OpenCL; a multiple of 32
+}
+export interface SetSplitRequest {
+  layers: LayerSplit[]; // one per local layer of the stage, in layer order
+}
 export interface ErrorReply {
   errorCode: number;
   message: string;
@@ -130,6 +167,10 @@ export interface Requests {
   STATS: Empty;
   SHUTDOWN: Empty;
   ZERO_GRAD: Empty;
+  ZO_FORWARD: ZoForwardRequest;
+  ZO_STEP: ZoStepRequest;
+  PROFILE: ProfileRequest;
+  SET_SPLIT: SetSplitRequest;
 }
 export interface Replies {
   HELLO: HelloReply;
@@ -143,6 +184,10 @@ export interface Replies {
   STATS: StatsReply;
   SHUTDOWN: Empty;
   ZERO_GRAD: Empty;
+  ZO_FORWARD: ZoForwardReply;
+  ZO_STEP: Empty;
+  PROFILE: ProfileReply;
+  SET_SPLIT: Empty;
 }
 
 // ---- per-command codecs ----
@@ -160,6 +205,32 @@ const empty = {
     return {};
   },
 };
+
+// f32 / f64 arrays (docs/protocol.md "Payload primitives"): u32 count, then count values.
+function writeF32Array(w: ByteWriter, values: readonly number[], what: string): void {
+  if (!Array.isArray(values)) throw new ProtocolError(`${what} must be an array of numbers`);
+  w.u32(values.length, `${what} count`);
+  values.forEach((v, i) => w.f32(v, `${what}[${i}]`));
+}
+function writeF64Array(w: ByteWriter, values: readonly number[], what: string): void {
+  if (!Array.isArray(values)) throw new ProtocolError(`${what} must be an array of numbers`);
+  w.u32(values.length, `${what} count`);
+  values.forEach((v, i) => w.f64(v, `${what}[${i}]`));
+}
+function readArray<T>(r: ByteReader, what: string, elementBytes: number, readOne: (i: number) => T): T[] {
+  const n = r.u32(`${what} count`);
+  // Checked before allocating, so a corrupt count cannot ask for more than the payload holds.
+  if (n * elementBytes > r.remainingBytes) {
+    throw new ProtocolError(
+      `${what}: ${n} entries need ${n * elementBytes} bytes, the payload has ${r.remainingBytes} left`,
+    );
+  }
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(readOne(i));
+  return out;
+}
+const readF32Array = (r: ByteReader, what: string) => readArray(r, what, 4, (i) => r.f32(`${what}[${i}]`));
+const readF64Array = (r: ByteReader, what: string) => readArray(r, what, 8, (i) => r.f64(`${what}[${i}]`));
 
 const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
   HELLO: {
@@ -350,6 +421,105 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
   },
   SHUTDOWN: { writeRequest: empty.write, readRequest: empty.read, writeReply: empty.write, readReply: empty.read },
   ZERO_GRAD: { writeRequest: empty.write, readRequest: empty.read, writeReply: empty.write, readReply: empty.read },
+  ZO_FORWARD: {
+    writeRequest(w, v) {
+      if ((v.targets === undefined) !== (v.mask === undefined)) {
+        throw new ProtocolError('ZO_FORWARD request: targets and mask go together (last stage) or not at all');
+      }
+      w.u64(v.seed, 'seed').u32(v.step, 'step').u32(v.queries, 'queries').f32(v.eps, 'eps');
+      writeTensor(w, v.input, 'input');
+      w.u8(v.targets ? 1 : 0, 'has_targets');
+      if (v.targets && v.mask) {
+        writeTensor(w, v.targets, 'targets');
+        writeTensor(w, v.mask, 'mask');
+      }
+    },
+    readRequest(r) {
+      const out: ZoForwardRequest = {
+        seed: r.u64('seed'),
+        step: r.u32('step'),
+        queries: r.u32('queries'),
+        eps: r.f32('eps'),
+        input: readTensor(r, 'input'),
+      };
+      if (r.bool('has_targets')) {
+        out.targets = readTensor(r, 'targets');
+        out.mask = readTensor(r, 'mask');
+      }
+      return out;
+    },
+    writeReply(w, v) {
+      w.u8(v.outputKind, 'output_kind');
+      if (v.outputKind === FORWARD_OUTPUT_HIDDEN) {
+        writeTensor(w, v.hidden, 'hidden');
+      } else if (v.outputKind === ZO_FORWARD_OUTPUT_COPY_LOSSES) {
+        if (v.copyLossSums.length !== v.copyWeightSums.length) {
+          throw new ProtocolError(
+            `ZO_FORWARD reply: ${v.copyLossSums.length} copy_loss_sums but ${v.copyWeightSums.length} copy_weight_sums`,
+          );
+        }
+        writeF64Array(w, v.copyLossSums, 'copy_loss_sums');
+        writeF64Array(w, v.copyWeightSums, 'copy_weight_sums');
+      } else {
+        throw new ProtocolError(`ZO_FORWARD reply: output_kind ${String((v as { outputKind: unknown }).outputKind)}`);
+      }
+    },
+    readReply(r): ZoForwardReply {
+      const kind = r.u8('output_kind');
+      if (kind === FORWARD_OUTPUT_HIDDEN) return { outputKind: kind, hidden: readTensor(r, 'hidden') };
+      if (kind !== ZO_FORWARD_OUTPUT_COPY_LOSSES) {
+        throw new ProtocolError(`ZO_FORWARD reply: output_kind ${kind}, expected 0 (hidden) or 1 (copy losses)`);
+      }
+      const copyLossSums = readF64Array(r, 'copy_loss_sums');
+      const copyWeightSums = readF64Array(r, 'copy_weight_sums');
+      if (copyLossSums.length !== copyWeightSums.length) {
+        throw new ProtocolError(
+          `ZO_FORWARD reply: ${copyLossSums.length} copy_loss_sums but ${copyWeightSums.length} copy_weight_sums ` +
+            '(one of each per copy)',
+        );
+      }
+      return { outputKind: kind, copyLossSums, copyWeightSums };
+    },
+  },
+  ZO_STEP: {
+    writeRequest(w, v) {
+      w.u64(v.seed, 'seed').u32(v.step, 'step').f32(v.lr, 'lr');
+      writeF32Array(w, v.g, 'g');
+    },
+    readRequest(r) {
+      return { seed: r.u64('seed'), step: r.u32('step'), lr: r.f32('lr'), g: readF32Array(r, 'g') };
+    },
+    writeReply: empty.write,
+    readReply: empty.read,
+  },
+  PROFILE: {
+    writeRequest(w, v) {
+      w.u32(v.batch, 'batch').u32(v.seqLen, 'seq_len').u32(v.reps, 'reps');
+    },
+    readRequest(r) {
+      return { batch: r.u32('batch'), seqLen: r.u32('seq_len'), reps: r.u32('reps') };
+    },
+    writeReply: (w, v) => void w.string(v.profileJson, 'profile_json'),
+    readReply: (r) => ({ profileJson: r.string('profile_json') }),
+  },
+  SET_SPLIT: {
+    writeRequest(w, v) {
+      if (!Array.isArray(v.layers)) throw new ProtocolError('SET_SPLIT request: layers must be an array');
+      w.u32(v.layers.length, 'layers count');
+      v.layers.forEach((l, i) => {
+        w.u32(l.gpuKvGroups, `layers[${i}].gpu_kv_groups`).u32(l.gpuMlpCols, `layers[${i}].gpu_mlp_cols`);
+      });
+    },
+    readRequest(r) {
+      const layers = readArray(r, 'layers', 8, (i) => ({
+        gpuKvGroups: r.u32(`layers[${i}].gpu_kv_groups`),
+        gpuMlpCols: r.u32(`layers[${i}].gpu_mlp_cols`),
+      }));
+      return { layers };
+    },
+    writeReply: empty.write,
+    readReply: empty.read,
+  },
 };
 
 function codec<C extends CommandName>(command: C): Codec<Requests[C], Replies[C]> {

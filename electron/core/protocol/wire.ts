@@ -22,6 +22,10 @@ export const COMMAND_CODES = {
   STATS: 0x0009,
   SHUTDOWN: 0x000a,
   ZERO_GRAD: 0x000b,
+  ZO_FORWARD: 0x000c,
+  ZO_STEP: 0x000d,
+  PROFILE: 0x000e,
+  SET_SPLIT: 0x000f,
 } as const;
 export type CommandName = keyof typeof COMMAND_CODES;
 
