@@ -7,8 +7,9 @@
 //
 // Blocking (BLIS-like, see matmul_kernels.h for the tile): activations are packed (transposed) into a shared
 // mc x K block once per block of mc rows; then threads take output-column blocks dynamically and, per k block,
-// dequantise a weight panel and run it against every packed row chunk, accumulating in a per-thread tile that is
-// written out once at the end (with bias and the accumulate option). A few rows (decode) take a dot-product path.
+// dequantise that block's weight panel (L2-sized) and run it against every packed row chunk (L1-sized),
+// accumulating in a per-thread tile; during the last k block each finished piece is written to the output (with
+// bias and the accumulate option) while the next is computed. A few rows (decode) take a dot-product path.
 #pragma once
 #include <cstddef>
 

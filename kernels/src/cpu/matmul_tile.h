@@ -2,10 +2,13 @@
 // struct S that wraps that level's intrinsics:
 //   S::V (register type), S::W (floats per register), zero(), load(p)/store(p, v) (64-byte aligned),
 //   loadu(p), set1(x), add(a, b), fma(a, b, c) = a * b + c, hsum(v).
-// Include only from those translation units, inside their anonymous namespace: each is compiled with different
-// -m flags, so nothing here may become a symbol shared between them (the linker could keep an AVX-512 copy).
+// The units are compiled with different -m flags, so no code here may become a symbol shared between them (the
+// linker would keep one copy, possibly the AVX-512 one): these are templates whose every instantiation takes the
+// unit's own traits type (declared in its anonymous namespace), plus one static function.
 #pragma once
 #include <cstddef>
+
+namespace confidant::cpu {
 
 // Broadcast-weight tile: mr output columns x (NVEC * S::W) activation rows held in registers for the whole k loop,
 // so each loaded xp vector feeds MR FMAs and each broadcast weight feeds NVEC FMAs.
@@ -54,7 +57,7 @@ void tile_wcols(int kc, const float* w, size_t w_pitch, const float* xp, float* 
 }
 
 // Portable store_piece (see matmul_kernels.h): the transposition done one element at a time.
-inline void store_piece_scalar(const float* tile, size_t ldc, int rows, int cols, float* out, size_t ldo,
+static inline void store_piece_scalar(const float* tile, size_t ldc, int rows, int cols, float* out, size_t ldo,
                                const float* bias, bool accumulate) {
   for (int n = 0; n < rows; ++n) {
     float* o = out + size_t(n) * ldo;
@@ -120,3 +123,5 @@ double fma_loop(long iters) {
   (void)sink;
   return 2.0 * NACC * S::W * double(iters);
 }
+
+}  // namespace confidant::cpu
