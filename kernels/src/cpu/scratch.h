@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdlib>
+#include <stdlib.h>
 #include <new>
 
 namespace confidant::cpu {
@@ -20,7 +21,9 @@ class ScratchBuffer {
     if (n > cap_) {
       std::free(p_);
       const size_t bytes = (n * sizeof(float) + 63) & ~size_t(63);
-      p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      // posix_memalign, not std::aligned_alloc: bionic has the latter only from API 28 (we target 26).
+      void* mem = nullptr;
+      p_ = posix_memalign(&mem, 64, bytes) == 0 ? static_cast<float*>(mem) : nullptr;
       if (!p_) {
         cap_ = 0;
         throw std::bad_alloc();
