@@ -25,6 +25,15 @@ const GOLDEN = join(ROOT, 'test/fixtures/golden/stories260K-greedy-200.json');
 const llamaCpp = await needLlamaCpp();
 const skipLlama = typeof llamaCpp === 'string' ? llamaCpp : false;
 
+/** exp(x - max) / sum, in double precision. */
+function softmax(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  const out = Float64Array.from(logits, (v) => Math.exp(v - max));
+  const sum = out.reduce((a, b) => a + b, 0);
+  return out.map((v) => v / sum);
+}
+
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'cfd-gguf-'));
   try {
@@ -99,7 +108,7 @@ test('a generic GGUF file reads back through node-llama-cpp\'s parser', { skip: 
   });
 });
 
-test('stories260K written as GGUF runs in llama.cpp with the golden greedy ids and ONNX-equal logits', { skip: skipLlama }, async () => {
+test('stories260K written as GGUF runs in llama.cpp with the golden greedy ids and ONNX-equal next-token probabilities', { skip: skipLlama }, async () => {
   if (typeof llamaCpp === 'string') return;
   const golden = JSON.parse(await readFile(GOLDEN, 'utf8')) as { ids: number[] };
   const folder = await openModelFolder(MODEL_DIR);
@@ -126,10 +135,14 @@ test('stories260K written as GGUF runs in llama.cpp with the golden greedy ids a
           if (generated.length === 20) break;
         }
         assert.deepEqual(generated, golden.ids.slice(1, 21));
-        // Teacher-forced over the whole golden sequence: top-1 at every position, logits next to onnxruntime's.
+        // Teacher-forced over the whole golden sequence: top-1 at every position, probabilities next to
+        // onnxruntime's.
         await seq.clearHistory();
         const prompt = golden.ids.slice(0, -1);
-        const outs = await seq.controlledEvaluate(prompt.map((t) => [t as Token, { generateNext: { logits: true } }] as [Token, { generateNext: { logits: true } }]));
+        // node-llama-cpp 3.21 gives probabilities, not logits: a plain softmax over the whole vocabulary when
+        // temperature is 1 and top-k/top-p/min-p keep every token. Compared with the softmax of ORT's logits.
+        const fullSoftmax = { temperature: 1, topK: c.vocabSize, topP: 1, minP: 0, seed: 1 };
+        const outs = await seq.controlledEvaluate(prompt.map((t) => [t as Token, { generateNext: { probabilities: true, options: fullSoftmax } }] as const));
         const ort = await OrtRunner.create(buildModelGraph(c, await readLlamaWeights(folder, { whole: true })), { intraOpNumThreads: 1 });
         let onnxLogits: Float32Array;
         try {
@@ -140,12 +153,14 @@ test('stories260K written as GGUF runs in llama.cpp with the golden greedy ids a
         }
         let maxDiff = 0;
         prompt.forEach((_, pos) => {
-          const logits = outs[pos]?.next.logits;
-          assert.ok(logits, `no logits at position ${pos}`);
-          assert.equal(logits.entries().next().value![0], golden.ids[pos + 1], `top-1 at position ${pos}`);
-          for (const [token, value] of logits) maxDiff = Math.max(maxDiff, Math.abs(value - onnxLogits[pos * c.vocabSize + token]!));
+          const probs = outs[pos]?.next.probabilities;
+          assert.ok(probs, `no probabilities at position ${pos}`);
+          assert.equal(probs.size, c.vocabSize, `position ${pos}: every token has a probability`);
+          assert.equal(probs.entries().next().value![0], golden.ids[pos + 1], `top-1 at position ${pos}`);
+          const ortProbs = softmax(onnxLogits.subarray(pos * c.vocabSize, (pos + 1) * c.vocabSize));
+          for (const [token, p] of probs) maxDiff = Math.max(maxDiff, Math.abs(p - ortProbs[token]!));
         });
-        assert.ok(maxDiff < 1e-4, `max |llama.cpp - onnxruntime| logit = ${maxDiff}`);
+        assert.ok(maxDiff < 1e-5, `max |llama.cpp - onnxruntime| probability = ${maxDiff}`);
       } finally {
         await context.dispose();
       }
