@@ -47,25 +47,31 @@ const float* column_slice(Arena& ar, const float* m, int rows, int cols, int c0,
 
 // P-RGE: out rows of copy 2i get +eps*scale * xa @ z_i[rows]^T and copy 2i+1 the same with -eps, where z_i is
 // the whole (OC, R) perturbation of this module's B and [r0, r0+rn) the rows of B this share produces.
+// All 2q copies in one product with a q*R-wide inner dimension: row n of copy j = 2i+s holds its signed xa in
+// columns [i*R, (i+1)*R) and zeros elsewhere, and Z's row o is [z_0[o] | ... | z_{q-1}[o]] * eps*scale. One
+// product and one pass over out per module instead of two of each per copy (the zeros cost q times the FLOPs of
+// a rank-R product, still tiny next to the base matmul).
 void perturb(Share& s, const LayerCtx& c, LoraModule m, const float* xa, float* out, int r0, int rn) {
   const ZoPerturbation& zo = *c.zo;
-  const int q = static_cast<int>(zo.queries), rows_per_copy = c.N / (2 * q), R = c.R;
+  const int q = static_cast<int>(zo.queries), rows_per_copy = c.N / (2 * q), R = c.R, K = q * R;
   const uint32_t pid = LoraSet::zo_param_id(c.layer, m);
+  float* xs = s.arena.get(size_t(c.N) * K, true);
+  for (int n = 0; n < c.N; ++n) {
+    const int copy = n / rows_per_copy, i = copy / 2;
+    const float sign = copy % 2 == 0 ? 1.0f : -1.0f;
+    for (int r = 0; r < R; ++r) xs[size_t(n) * K + size_t(i) * R + r] = sign * xa[size_t(n) * R + r];
+  }
+  float* zs = s.arena.get(size_t(rn) * K, false);
   std::vector<float> z(size_t(rn) * R);  // only this share's rows of z_i
+  const float coeff = zo.eps * c.scale;
   for (int i = 0; i < q; ++i) {
     prge_fill_z_range(z.data(), uint64_t(r0) * R, z.size(), zo.seed, zo.step, static_cast<uint32_t>(i), pid);
-    for (int sign = 0; sign < 2; ++sign) {
-      const float coeff = (sign == 0 ? 1.0f : -1.0f) * zo.eps * c.scale;
-      float* zs = s.arena.get(size_t(rn) * R, false);
-      for (size_t e = 0; e < size_t(rn) * R; ++e) zs[e] = coeff * z[e];
-      const size_t copy = size_t(2 * i + sign);
-      float* o = out + copy * rows_per_copy * rn;
-      float* tmp = s.arena.get(size_t(rows_per_copy) * rn, false);
-      s.be.linear_forward(tmp, xa + copy * rows_per_copy * R, WeightView::f32(zs, rn, R), nullptr, rows_per_copy, R,
-                          rn);
-      s.be.residual_forward(o, o, tmp, size_t(rows_per_copy) * rn);
-    }
+    for (int o = 0; o < rn; ++o)
+      for (int r = 0; r < R; ++r) zs[size_t(o) * K + size_t(i) * R + r] = coeff * z[size_t(o) * R + r];
   }
+  float* tmp = s.arena.get(size_t(c.N) * rn, false);
+  s.be.linear_forward(tmp, xs, WeightView::f32(zs, rn, K), nullptr, c.N, K, rn);
+  s.be.residual_forward(out, out, tmp, size_t(c.N) * rn);
 }
 
 // out (N, rn) = x (N, in) @ W[r0:r0+rn]^T + bias[r0:] + LoRA with B's rows [r0, r0+rn).

@@ -48,6 +48,12 @@ def f32(x):
         return math.copysign(math.inf, x)
 
 
+def inverse_scale(scale):
+    """1 / scale in float, or 0 when that is not finite (zero or subnormal scale), as formats.cpp does."""
+    inv = f32(1.0 / scale) if scale != 0.0 else math.inf
+    return inv if math.isfinite(inv) else 0.0
+
+
 def half_bits(x):
     """IEEE binary16 bits of x (a float value), round to nearest even, overflow to inf (CPython's PyFloat_Pack2)."""
     if math.isnan(x):
@@ -89,7 +95,7 @@ def quantize_q4_0(w, rows, cols):
             if abs(v) > amax:
                 amax, mx = abs(v), v
         d = f32(mx / -8.0)
-        inv = f32(1.0 / d) if d != 0.0 else 0.0
+        inv = inverse_scale(d)
         q = [min(15, c_int_trunc(f32(f32(v * inv) + 8.5))) for v in x]
         out += _U16.pack(half_bits(d))
         out += bytes((q[j] | (q[j + 16] << 4)) & 0xFF for j in range(16))
@@ -111,7 +117,7 @@ def quantize_fp4(w, rows, cols):
         dbits = half_bits(f32(f32(hi - lo) / 15.0))
         mbits = half_bits(lo)
         d, m = half_value(dbits), half_value(mbits)
-        inv = f32(1.0 / d) if d != 0.0 else 0.0
+        inv = inverse_scale(d)
         q = [max(0, min(15, c_lround_int(f32(f32(v - m) * inv)))) for v in x]
         out += _U16.pack(dbits) + _U16.pack(mbits)
         out += bytes(q[j] | (q[j + 16] << 4) for j in range(16))
@@ -130,7 +136,7 @@ def quantize_int8(w, rows, cols):
             if amax < abs(v):
                 amax = abs(v)
         s = f32(amax / 127.0)
-        inv = f32(1.0 / s) if s != 0.0 else 0.0
+        inv = inverse_scale(s)
         for c, v in enumerate(x):
             codes[r * cols + c] = c_lround_int(f32(v * inv)) & 0xFF
         scales += _F.pack(s)

@@ -27,8 +27,13 @@ import { generateText } from './train/generate.js';
 export interface ServiceOptions {
   repoRoot: string;
   adbPort?: number;
-  /** Where runs are written (default <repoRoot>/runs). */
+  /** Where runs are written (default <stateDir>/runs). */
   runsDir?: string;
+  /**
+   * A writable folder for runs, the stage cache and virtual phones (default repoRoot). A packaged app's repoRoot
+   * is its read-only resources folder, so the shell passes the user-data folder here.
+   */
+  stateDir?: string;
 }
 
 const PREVIEW_SAMPLES = 3;
@@ -40,9 +45,11 @@ function adbInstalled(): boolean {
 
 export async function createService(opts: ServiceOptions): Promise<ConfidantService & { dispose(): Promise<void> }> {
   const paths: BundledPaths = bundledPaths(opts.repoRoot);
-  const runsDir = opts.runsDir ?? paths.runsDir;
+  const stateDir = opts.stateDir ?? paths.root;
+  const runsDir = opts.runsDir ?? join(stateDir, 'runs');
+  const cacheDir = join(stateDir, '.confidant', 'cache');
   const adbPort = opts.adbPort ?? 5037;
-  const phonesRoot = join(paths.root, '.confidant', `app-phones-${process.pid}`);
+  const phonesRoot = join(stateDir, '.confidant', `app-phones-${process.pid}`);
   const listeners = new Set<(m: EventMessage) => void>();
   const running = new Map<string, AbortController>();
   let adb: Adb | null = null;
@@ -104,7 +111,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         modelDir: resolve(p.modelPath),
         datasetPath: resolve(p.datasetPath),
         runsDir,
-        cacheDir: paths.cacheDir,
+        cacheDir,
         devices,
         deployer: new AdbDeployer(a, paths.agentBinaries),
         steps: p.steps,
@@ -154,7 +161,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
       const tok = await loadTokenizer(modelDir);
       const adapter = runId ? await readPeftAdapter(join(runDirOf(runId), 'adapter')) : null;
       const rank = adapter?.rank ?? DEFAULT_TRAIN_SETTINGS.loraRank;
-      const stageFile = join(paths.cacheDir, `try-it-${process.pid}.cfst`);
+      const stageFile = join(cacheDir, `try-it-${process.pid}.cfst`);
       const whole = { layerStart: 0, layerEnd: folder.config.numLayers, hasEmbedding: true, hasHead: true };
       await packStage(folder, whole, stageFile);
       const agent = await new LocalDeployer(paths.agentBinaries.x86_64).deploy('workstation', stageFile, { memoryBudgetBytes: 0 });

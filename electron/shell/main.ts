@@ -30,7 +30,14 @@ app
       ipcMain,
       session: session.defaultSession,
       createWindow: (options) => new BrowserWindow(options),
-      createService: () => createService({ repoRoot: app.getAppPath() }),
+      // Packaged, the bundled model, stories and per-ABI agents are extraResources (electron-builder.yml) and
+      // the resources folder is read-only: runs and caches go to the user-data folder.
+      createService: () =>
+        createService(
+          app.isPackaged
+            ? { repoRoot: process.resourcesPath, stateDir: app.getPath('userData') }
+            : { repoRoot: app.getAppPath() },
+        ),
       rendererIndexPath: join(buildDir, 'renderer', 'index.html'),
       preloadPath: join(here, 'preload.cjs'),
       log: (line) => console.log(`[shell] ${line}`),

@@ -66,7 +66,7 @@ function edgeCase(): Case {
   g((j) => (j === 0 ? -127 : -((j % 40) + 0.5)));
   g((j) => (j - 16) * 3e-6); // half-subnormal scales
   g((j) => (j - 16) * 1e-9);
-  g((j) => (j - 16) * 1e-40); // float subnormals (scale reciprocals overflow: x86 cast semantics)
+  g((j) => (j - 16) * 1e-40); // float subnormals: 1 / scale overflows, so the scale counts as 0 (inverse_scale)
   g((j) => (j % 2 ? 1 : -1) * (60000 + 500 * j)); // half overflow of d, m and f16 values
   g((j) => Math.fround(1 / (j + 1)) * (j % 3 === 0 ? -1 : 1));
   g((j) => 65504 * (j % 2 ? 1 : -1) * (j / 31));

@@ -74,6 +74,15 @@ function lroundToInt(v: number): number {
   return r | 0; // long -> int keeps the low 32 bits
 }
 
+/**
+ * 1 / scale in float, or 0 when that is not finite (a zero or subnormal scale), as formats.cpp's inverse_scale:
+ * every code then is the one for 0 (q4_0, int8) or for the group minimum (fp4), instead of NaN or infinity.
+ */
+function inverseScale(scale: number): number {
+  const inv = fr(1 / scale);
+  return Number.isFinite(inv) ? inv : 0;
+}
+
 /** half -> float: exact, so no rounding is involved. */
 function halfValue(bits: number): number {
   return f16BitsToF32(bits);
@@ -92,7 +101,7 @@ function quantizeGroupQ40(out: Uint8Array, o: number, x: Float32Array, xo: numbe
     }
   }
   const d = fr(max / -8);
-  const id = d !== 0 ? fr(1 / d) : 0;
+  const id = inverseScale(d);
   const dh = f32ToF16Bits(d);
   out[o] = dh & 0xff;
   out[o + 1] = dh >>> 8;
@@ -117,7 +126,7 @@ function quantizeGroupFp4(out: Uint8Array, o: number, x: Float32Array, xo: numbe
   const mh = f32ToF16Bits(lo);
   const d = halfValue(dh);
   const m = halfValue(mh);
-  const id = d !== 0 ? fr(1 / d) : 0;
+  const id = inverseScale(d);
   out[o] = dh & 0xff;
   out[o + 1] = dh >>> 8;
   out[o + 2] = mh & 0xff;
@@ -140,7 +149,7 @@ function quantizeInt8(out: Uint8Array, w: Float32Array, rows: number, cols: numb
       if (amax < a) amax = a; // std::max(amax, a)
     }
     const s = fr(amax / 127);
-    const is = s !== 0 ? fr(1 / s) : 0;
+    const is = inverseScale(s);
     scales.setFloat32(r * 4, s, true);
     for (let c = 0; c < cols; c++) out[base + c] = lroundToInt(fr(w[base + c]! * is)) & 0xff;
   }

@@ -26,6 +26,14 @@ float get_half(const uint8_t* p) {
   return half_to_float(h);
 }
 
+// 1 / scale, or 0 when that is not finite: a zero or subnormal scale (a group of zeros, or values below ~1e-38)
+// would otherwise make x * (1 / scale) infinite or NaN, and converting that to an int is undefined. With 0 every
+// code is the one for 0 (q4_0, int8) or for the group minimum (fp4), which is what the stored scale gives anyway.
+float inverse_scale(float scale) {
+  const float inv = 1.0f / scale;
+  return std::isfinite(inv) ? inv : 0.0f;
+}
+
 // llama.cpp's quantize_row_q4_0_ref: the signed value of largest magnitude maps to -8.
 void quantize_group_q4_0(uint8_t* blk, const float* x) {
   float amax = 0, max = 0;
@@ -36,7 +44,7 @@ void quantize_group_q4_0(uint8_t* blk, const float* x) {
     }
   }
   const float d = max / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float id = inverse_scale(d);
   put_half(blk, d);
   for (int j = 0; j < kGroup / 2; ++j) {
     const int q0 = std::min(15, static_cast<int>(x[j] * id + 8.5f));
@@ -55,7 +63,7 @@ void quantize_group_fp4(uint8_t* blk, const float* x) {
   }
   const float d = half_to_float(float_to_half((hi - lo) / 15.0f));
   const float m = half_to_float(float_to_half(lo));
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float id = inverse_scale(d);
   put_half(blk, d);
   put_half(blk + 2, m);
   for (int j = 0; j < kGroup / 2; ++j) {
@@ -160,7 +168,7 @@ void quantize_matrix(WDType t, void* out, const float* w, int rows, int cols) {
         const float* x = w + size_t(r) * cols;
         float amax = 0;
         for (int c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(x[c]));
-        const float s = amax / 127.0f, is = s != 0.0f ? 1.0f / s : 0.0f;
+        const float s = amax / 127.0f, is = inverse_scale(s);
         std::memcpy(&scales[r], &s, 4);
         for (int c = 0; c < cols; ++c) {
           o[size_t(r) * cols + c] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[c] * is)));
