@@ -67,25 +67,29 @@ int main(int argc, char** argv) {
     confidant::ref::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), att.data(), q.data(), k.data(),
                                        v.data(), B, T, NH, NKV, HD);
   }, 1);
-  std::printf("  %-20s forward wall %8.2f ms cpu %8.2f ms | backward wall %8.2f ms cpu %8.2f ms\n", "reference",
+  std::printf("  %-24s forward wall %8.2f ms cpu %8.2f ms | backward wall %8.2f ms cpu %8.2f ms\n", "reference",
               ref_f.wall * 1e3, ref_f.cpu * 1e3, ref_b.wall * 1e3, ref_b.cpu * 1e3);
 
-  for (int threads : thread_counts) {
-    confidant::cpu::ThreadPool pool(threads);
-    const Time f = seconds([&] {
-      confidant::cpu::attention_forward(pool, out.data(), lse.data(), q.data(), k.data(), v.data(), B, T, NH, NKV,
-                                        HD);
-    }, 5);
-    const Time b = seconds([&] {
-      confidant::cpu::attention_backward(pool, dq.data(), dk.data(), dv.data(), dout.data(), out.data(), lse.data(),
-                                         q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
-    }, 5);
-    char label[32];
-    std::snprintf(label, sizeof label, "cpu, %d thread(s)", threads);
-    std::printf("  %-20s forward wall %8.2f ms cpu %8.2f ms | backward wall %8.2f ms cpu %8.2f ms\n", label,
-                f.wall * 1e3, f.cpu * 1e3, b.wall * 1e3, b.cpu * 1e3);
-    std::printf("  %-20s speed-up vs reference (wall): forward %.1fx backward %.1fx; %.1f / %.1f GFLOP/s per CPU-s\n",
-                "", ref_f.wall / f.wall, ref_b.wall / b.wall, fwd_flop / f.cpu * 1e-9, bwd_flop / b.cpu * 1e-9);
+  for (const auto level : {confidant::cpu::SimdLevel::Avx2, confidant::cpu::SimdLevel::Neon,
+                           confidant::cpu::SimdLevel::Scalar}) {
+    if (!confidant::cpu::simd_level_available(level)) continue;
+    for (int threads : thread_counts) {
+      confidant::cpu::ThreadPool pool(threads);
+      const Time f = seconds([&] {
+        confidant::cpu::attention_forward(pool, level, out.data(), lse.data(), q.data(), k.data(), v.data(), B, T, NH,
+                                          NKV, HD);
+      }, 5);
+      const Time b = seconds([&] {
+        confidant::cpu::attention_backward(pool, level, dq.data(), dk.data(), dv.data(), dout.data(), out.data(),
+                                           lse.data(), q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
+      }, 5);
+      char label[48];
+      std::snprintf(label, sizeof label, "cpu %s, %d thread(s)", confidant::cpu::simd_level_name(level), threads);
+      std::printf("  %-24s forward wall %8.2f ms cpu %8.2f ms | backward wall %8.2f ms cpu %8.2f ms\n", label,
+                  f.wall * 1e3, f.cpu * 1e3, b.wall * 1e3, b.cpu * 1e3);
+      std::printf("  %-24s speed-up vs reference (wall): forward %.1fx backward %.1fx; %.1f / %.1f GFLOP/s per CPU-s\n",
+                  "", ref_f.wall / f.wall, ref_b.wall / b.wall, fwd_flop / f.cpu * 1e-9, bwd_flop / b.cpu * 1e-9);
+    }
   }
   return 0;
 }

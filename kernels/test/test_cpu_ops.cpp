@@ -15,6 +15,7 @@
 #include "confidant/ref_ops.h"
 #include "confidant/weights.h"
 
+using confidant::cpu::SimdLevel;
 using confidant::cpu::ThreadPool;
 namespace cpu = confidant::cpu;
 namespace ref = confidant::ref;
@@ -23,7 +24,7 @@ namespace {
 
 std::string name(const char* what, int threads, const char* extra = "") {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%s %s(%d thr)", what, extra, threads);
+  std::snprintf(buf, sizeof buf, "%s %s (%d thr)", what, extra, threads);
   return buf;
 }
 
@@ -66,22 +67,27 @@ void check_attention(int B, int T, int NH, int NKV, int HD, float q_scale) {
   ct::Vec want_dq(nq), want_dk(nkv), want_dv(nkv);
   ref::attention_backward(want_dq.data(), want_dk.data(), want_dv.data(), dout.data(), att.data(), q.data(), k.data(),
                           v.data(), B, T, NH, NKV, HD);
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    ct::Vec out(nq), lse(size_t(B) * NH * T);
-    cpu::attention_forward(pool, out.data(), lse.data(), q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
-    ct::expect_close(name("attn out", threads).c_str(), out, want_out, 1e-4, 2e-6);
-    ct::expect_close(name("attn lse", threads).c_str(), lse, want_lse, 1e-5, 2e-6);
-    ct::Vec out_nolse(nq);  // lse is nullable
-    cpu::attention_forward(pool, out_nolse.data(), nullptr, q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
-    CHECK(out_nolse == out);
+  // Every row-kernel table this machine runs (attention_rows.h): the portable one and AVX2 on x86.
+  for (const SimdLevel level : {SimdLevel::Scalar, SimdLevel::Neon, SimdLevel::Avx2}) {
+    if (!confidant::cpu::simd_level_available(level)) continue;
+    const char* lv = confidant::cpu::simd_level_name(level);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      ct::Vec out(nq), lse(size_t(B) * NH * T);
+      cpu::attention_forward(pool, level, out.data(), lse.data(), q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
+      ct::expect_close(name("attn out", threads, lv).c_str(), out, want_out, 1e-4, 2e-6);
+      ct::expect_close(name("attn lse", threads, lv).c_str(), lse, want_lse, 1e-5, 2e-6);
+      ct::Vec out_nolse(nq);  // lse is nullable
+      cpu::attention_forward(pool, level, out_nolse.data(), nullptr, q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
+      CHECK(out_nolse == out);
 
-    ct::Grad dq(nq, 11), dk(nkv, 12), dv(nkv, 13);
-    cpu::attention_backward(pool, dq.data(), dk.data(), dv.data(), dout.data(), out.data(), lse.data(), q.data(),
-                            k.data(), v.data(), B, T, NH, NKV, HD);
-    ct::expect_close(name("attn dq +=", threads).c_str(), dq.delta(), want_dq, 1e-3, 1e-5);
-    ct::expect_close(name("attn dk +=", threads).c_str(), dk.delta(), want_dk, 1e-3, 1e-5);
-    ct::expect_close(name("attn dv +=", threads).c_str(), dv.delta(), want_dv, 1e-3, 1e-5);
+      ct::Grad dq(nq, 11), dk(nkv, 12), dv(nkv, 13);
+      cpu::attention_backward(pool, level, dq.data(), dk.data(), dv.data(), dout.data(), out.data(), lse.data(),
+                              q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
+      ct::expect_close(name("attn dq +=", threads, lv).c_str(), dq.delta(), want_dq, 1e-3, 1e-5);
+      ct::expect_close(name("attn dk +=", threads, lv).c_str(), dk.delta(), want_dk, 1e-3, 1e-5);
+      ct::expect_close(name("attn dv +=", threads, lv).c_str(), dv.delta(), want_dv, 1e-3, 1e-5);
+    }
   }
 }
 

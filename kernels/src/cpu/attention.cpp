@@ -18,6 +18,7 @@
 #include <cmath>
 #include <vector>
 
+#include "attention_rows.h"
 #include "cpu_ops.h"
 #include "parallel.h"
 #include "vec8.h"
@@ -25,17 +26,18 @@
 namespace confidant::cpu {
 namespace {
 
-constexpr int kBr = 32;  // query rows per block
-constexpr int kBc = 32;  // keys per block: 4 vectors of 8 scores, kept in registers while summing over HD
+constexpr int kBr = kAttnBlock;  // query rows per block
+constexpr int kBc = kAttnBlock;  // keys per block: 4 vectors of 8 scores, kept in registers while summing over HD
 constexpr int kC8 = kBc / 8;
 
 struct Shape {
   int B, T, NH, NKV, HD, group;
   size_t q_stride, kv_stride;  // floats between consecutive positions of one head in q/out and in k/v
   float scale;                 // 1/sqrt(HD)
-  Shape(int B_, int T_, int NH_, int NKV_, int HD_)
+  const AttentionRowKernels& rk;
+  Shape(int B_, int T_, int NH_, int NKV_, int HD_, SimdLevel level)
       : B(B_), T(T_), NH(NH_), NKV(NKV_), HD(HD_), group(NH_ / NKV_), q_stride(size_t(NH_) * HD_),
-        kv_stride(size_t(NKV_) * HD_), scale(float(1.0 / std::sqrt(double(HD_)))) {}
+        kv_stride(size_t(NKV_) * HD_), scale(float(1.0 / std::sqrt(double(HD_)))), rk(attention_row_kernels(level)) {}
   size_t q_off(int b, int t, int h) const { return (size_t(b) * T + t) * q_stride + size_t(h) * HD; }
   size_t kv_off(int b, int t, int kh) const { return (size_t(b) * T + t) * kv_stride + size_t(kh) * HD; }
   size_t lse_off(int b, int h, int t) const { return (size_t(b) * NH + h) * T + t; }
@@ -142,6 +144,8 @@ float dot(const float* a, const float* b, int n) {
   return s;
 }
 
+const AttentionRowKernels kPortableRowKernels = {rows2_times_tile, axpy2_rows};
+
 // ---------------------------------------------------------------------------------------------------- forward
 
 size_t forward_scratch_floats(int HD) { return size_t(2 * kBr + 2 * kBc + 1) * HD + 2 * kBr + 2 * kBc; }
@@ -194,7 +198,7 @@ void forward_block(const Shape& sh, float* out, float* lse, const float* q, cons
       const int i = t - t0;
       const bool two = t + 1 < t1;
       const int i1 = two ? i + 1 : i;
-      rows2_times_tile(s0row, s1row, qs + i * HD, qs + i1 * HD, kt, HD);
+      sh.rk.rows2_times_tile(s0row, s1row, qs + i * HD, qs + i1 * HD, kt, HD);
       int n_valid = std::min(nk, t - s0 + 1);  // causal: keys s0 .. t
       softmax_step(s0row, n_valid, m + i, l + i, acc + i * HD, HD);
       float* y1 = spare;
@@ -203,7 +207,7 @@ void forward_block(const Shape& sh, float* out, float* lse, const float* q, cons
         softmax_step(s1row, n_valid, m + i1, l + i1, acc + i1 * HD, HD);
         y1 = acc + i1 * HD;
       }
-      axpy2_rows(acc + i * HD, y1, s0row, two ? s1row : s0row, vb, n_valid, HD);
+      sh.rk.axpy2_rows(acc + i * HD, y1, s0row, two ? s1row : s0row, vb, n_valid, HD);
     }
   }
   for (int t = t0; t < t1; ++t) {
@@ -303,8 +307,8 @@ void backward_tile(const Shape& sh, const Grads& g, int b, int h, int tq0, int t
   for (int i = 0; i < rows; i += 2) {
     const bool two = i + 1 < rows;
     const int i1 = two ? i + 1 : i, t = t0 + i;
-    rows2_times_tile(sa, sb, qb + i * HD, qb + i1 * HD, kb.kt, HD);
-    rows2_times_tile(da, db, gb + i * HD, gb + i1 * HD, kb.vt, HD);
+    sh.rk.rows2_times_tile(sa, sb, qb + i * HD, qb + i1 * HD, kb.kt, HD);
+    sh.rk.rows2_times_tile(da, db, gb + i * HD, gb + i1 * HD, kb.vt, HD);
     int n_valid = std::min(kb.nk, t - kb.s0 + 1);
     probs_and_ds(sa, da, n_valid, g.lse[sh.lse_off(b, h, t)], g.D[sh.lse_off(b, h, t)], sh.scale);
     if (two) {
@@ -321,7 +325,7 @@ void backward_tile(const Shape& sh, const Grads& g, int b, int h, int tq0, int t
         dst[j * kBr + i1] = db[j];
       }
     if (do_dq)
-      axpy2_rows(g.dq + sh.q_off(b, t, h), two ? g.dq + sh.q_off(b, t + 1, h) : spare, da, two ? db : da, kb.krows,
+      sh.rk.axpy2_rows(g.dq + sh.q_off(b, t, h), two ? g.dq + sh.q_off(b, t + 1, h) : spare, da, two ? db : da, kb.krows,
                  n_valid, HD);
   }
   if (!kb.dk_acc) return;
@@ -330,9 +334,9 @@ void backward_tile(const Shape& sh, const Grads& g, int b, int h, int tq0, int t
     if (i0 >= rows) break;
     const bool two = j + 1 < kb.nk;
     const int j1 = two ? j + 1 : j;
-    axpy2_rows(kb.dv_acc + j * HD, two ? kb.dv_acc + j1 * HD : spare, pt + j * kBr + i0, pt + j1 * kBr + i0,
+    sh.rk.axpy2_rows(kb.dv_acc + j * HD, two ? kb.dv_acc + j1 * HD : spare, pt + j * kBr + i0, pt + j1 * kBr + i0,
                gb + i0 * HD, rows - i0, HD);
-    axpy2_rows(kb.dk_acc + j * HD, two ? kb.dk_acc + j1 * HD : spare, dst + j * kBr + i0, dst + j1 * kBr + i0,
+    sh.rk.axpy2_rows(kb.dk_acc + j * HD, two ? kb.dk_acc + j1 * HD : spare, dst + j * kBr + i0, dst + j1 * kBr + i0,
                qb + i0 * HD, rows - i0, HD);
   }
 }
@@ -381,10 +385,18 @@ bool backward_fused(int pairs, int threads) {
 
 }  // namespace
 
-void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, int B,
+const AttentionRowKernels& attention_row_kernels(SimdLevel level) {
+#if defined(CONFIDANT_CPU_X86)
+  if (level == SimdLevel::Avx2 || level == SimdLevel::Avx512) return attention_row_kernels_avx2();
+#endif
+  (void)level;
+  return kPortableRowKernels;
+}
+
+void attention_forward(ThreadPool& pool, SimdLevel level, float* out, float* lse, const float* q, const float* k, const float* v, int B,
                        int T, int NH, int NKV, int HD) {
   if (B <= 0 || T <= 0 || NH <= 0) return;
-  const Shape sh(B, T, NH, NKV, HD);
+  const Shape sh(B, T, NH, NKV, HD, level);
   const int nqb = (T + kBr - 1) / kBr;
   const size_t per_block = size_t(B) * NH;
   // Item order: last query blocks (the most keys) first, so the cheap ones fill in at the end.
@@ -396,11 +408,11 @@ void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q,
   });
 }
 
-void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out,
+void attention_backward(ThreadPool& pool, SimdLevel level, float* dq, float* dk, float* dv, const float* dout, const float* out,
                         const float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
                         int NKV, int HD) {
   if (B <= 0 || T <= 0 || NH <= 0) return;
-  const Shape sh(B, T, NH, NKV, HD);
+  const Shape sh(B, T, NH, NKV, HD, level);
   // D once per row up front: inside the tiles it would be recomputed for every key block.
   std::vector<float> D(size_t(B) * NH * T);
   pool.parallel_for(size_t(B) * T, std::max(1, 8192 / (NH * HD)), [&](size_t r0, size_t r1) {

@@ -85,12 +85,12 @@ class CpuBackend final : public Backend {
   }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
                          int NKV, int HD) override {
-    cpu::attention_forward(pool_, out, lse, q, k, v, B, T, NH, NKV, HD);
+    cpu::attention_forward(pool_, mm_.level, out, lse, q, k, v, B, T, NH, NKV, HD);
   }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                           const float* q, const float* k, const float* v, int B, int T, int NH, int NKV,
                           int HD) override {
-    cpu::attention_backward(pool_, dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HD);
+    cpu::attention_backward(pool_, mm_.level, dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HD);
   }
   void swiglu_forward(float* h, const float* g, const float* u, int N, int H) override {
     cpu::swiglu_forward(pool_, h, g, u, N, H);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "confidant/weights.h"
+#include "simd_level.h"
 #include "thread_pool.h"
 
 namespace confidant::cpu {
@@ -29,10 +30,11 @@ void rope_backward(ThreadPool& pool, float* din, const float* dout, int B, int T
                    float theta);
 
 // q, out (B,T,NH,HD); k, v (B,T,NKV,HD); lse (B,NH,T) natural-log log-sum-exp of the scaled scores, nullable.
-void attention_forward(ThreadPool& pool, float* out, float* lse, const float* q, const float* k, const float* v, int B,
+// level picks the row kernels (attention_rows.h), as the backend's matmuls do theirs.
+void attention_forward(ThreadPool& pool, SimdLevel level, float* out, float* lse, const float* q, const float* k, const float* v, int B,
                        int T, int NH, int NKV, int HD);
 // dq (B,T,NH,HD) +=, dk, dv (B,T,NKV,HD) +=; out and lse as written by attention_forward.
-void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* out,
+void attention_backward(ThreadPool& pool, SimdLevel level, float* dq, float* dk, float* dv, const float* dout, const float* out,
                         const float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
                         int NKV, int HD);
 
