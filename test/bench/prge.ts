@@ -11,6 +11,12 @@ import { BENCH_LORA_ALPHA, BENCH_LORA_RANK } from './backward.js';
 import { measure, type Timing } from './measure.js';
 
 export const PRGE_QUERIES = 4;
+/**
+ * Sequence lengths measured: 128 (the headline) and 32. On a CPU a single T=128 forward already reuses each weight
+ * 128 times and is compute-bound, so batching copies can only save per-pass costs (weight panel packing, request
+ * handling); at short sequences those dominate and batching pays. Phones' GPUs are in the second regime longer.
+ */
+export const PRGE_SEQ_LENS = [32, 128] as const;
 
 export interface PrgeResult {
   seqLen: number;

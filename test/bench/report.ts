@@ -53,10 +53,14 @@ export function backwardTable(b: { results: BackwardResult[] | null; reason?: st
   );
 }
 
-export function prgeTable(p: { result: PrgeResult | null; reason?: string }, shape: string): string {
-  if (!p.result) return `P-RGE: not measured: ${p.reason}`;
-  const r = p.result;
-  return `${table(['P-RGE batched forward', 'T', 'batched ms', '8 single ms', 'speedup'], [[shape, String(r.seqLen), r.batched.busyMs.medianMs, r.separate.busyMs.medianMs, r.speedup]])}\n  batched side: ${clip(r.batchedMode, 200)}`;
+export function prgeTable(p: { results: PrgeResult[]; reason?: string }, shape: string): string {
+  const lines: string[] = [];
+  if (p.results.length) {
+    lines.push(table(['P-RGE batched forward', 'T', 'batched ms', '8 single ms', 'speedup'], p.results.map((r) => [shape, String(r.seqLen), r.batched.busyMs.medianMs, r.separate.busyMs.medianMs, r.speedup])));
+    lines.push(`  batched side: ${clip(p.results[0]!.batchedMode, 200)}`);
+  }
+  if (p.reason) lines.push(`P-RGE: not measured: ${p.reason}`);
+  return lines.join('\n');
 }
 
 export function memoryTable(m: MemoryResult[], shape: string): string {

@@ -17,7 +17,7 @@ import { benchLayerForward, packLayerStage } from './layer-forward.js';
 import { benchMemory } from './memory.js';
 import { measurePeak } from './peak.js';
 import { benchPrefill } from './prefill.js';
-import { benchPrge } from './prge.js';
+import { benchPrge, PRGE_SEQ_LENS, type PrgeResult } from './prge.js';
 import { writeRandomLlama } from './random-model.js';
 import { buildSummary, renderTables, type BenchResults, type Section } from './summary.js';
 
@@ -85,7 +85,16 @@ async function main(): Promise<void> {
     }
     const prefill = await section('prefill, small model', () => benchPrefill(small, smallConfig, work, seqLens, args.threads, args.quick, log));
     const backward = await section('backward/forward', () => benchBackward(bigConfig, bigStage.path, seqLens, args.threads, args.quick, log));
-    const prge = await section('P-RGE batched forward', () => benchPrge(bigConfig, bigStage.path, 128, args.threads, args.quick, log));
+    const prge = await section('P-RGE batched forward', async () => {
+      const results: PrgeResult[] = [];
+      const reasons: string[] = [];
+      for (const T of PRGE_SEQ_LENS) {
+        const r = await benchPrge(bigConfig, bigStage.path, T, args.threads, args.quick, log);
+        if (r.result) results.push(r.result);
+        else reasons.push(`T=${T}: ${r.reason}`);
+      }
+      return { results, reason: reasons.length ? reasons.join('; ') : undefined };
+    });
     const memory = await section('peak RSS per weight format', () => benchMemory(big, bigConfig, work, 128, args.threads, log));
 
     const results: BenchResults = {
