@@ -62,6 +62,7 @@ export async function startTraining(api: Api, dispatch: Dispatch<Action>, state:
       datasetPath: state.data.path,
       serials: selectedReady(state),
       steps,
+      weightFormat: state.train.weightFormat,
     });
     dispatch({ type: 'train-started', runId });
   } catch (err) {

@@ -1,6 +1,7 @@
 // The wizard's state and its pure reducer (plus the "may I go on?" rules). No DOM, no React, no I/O: it runs in the
 // browser and, through the root tsconfig, in Node for test/unit/renderer-state.test.ts. It does not call the API.
 import type { DatasetPreview, Defaults, EventMessage, ModelSummary } from '../electron/core/api/contract.js';
+import type { WeightFormat } from '../electron/core/model/quantize.js';
 import type { DeviceInfo, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
 
 export const STEPS = [
@@ -33,6 +34,8 @@ export type TrainStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'finish
 export interface TrainState {
   /** Steps requested in the form (text, so a half-typed number is not forced into shape). */
   stepsText: string;
+  /** How the frozen base weights are stored on the phones (4-bit formats use ~1/7 of f32's memory). */
+  weightFormat: WeightFormat;
   status: TrainStatus;
   runId: string | null;
   runDir: string | null;
@@ -102,6 +105,7 @@ export type Action =
   | { type: 'data-loaded'; preview: DatasetPreview }
   | { type: 'data-failed'; error: string }
   | { type: 'train-steps'; text: string }
+  | { type: 'train-weight-format'; weightFormat: WeightFormat }
   | { type: 'train-starting' }
   | { type: 'train-started'; runId: string }
   | { type: 'train-failed'; error: string }
@@ -123,9 +127,10 @@ export const DEFAULT_STEPS = 20;
 export const MAX_STEPS = 100_000;
 export const MAX_NEW_TOKENS = 4096;
 
-export function emptyTrain(stepsText = String(DEFAULT_STEPS)): TrainState {
+export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: WeightFormat = 'f32'): TrainState {
   return {
     stepsText,
+    weightFormat,
     status: 'idle',
     runId: null,
     runDir: null,
@@ -307,11 +312,13 @@ export function reducer(state: WizardState, action: Action): WizardState {
 
     case 'train-steps':
       return { ...state, train: { ...state.train, stepsText: action.text } };
+    case 'train-weight-format':
+      return { ...state, train: { ...state.train, weightFormat: action.weightFormat } };
     case 'train-starting':
       if (isTraining(state.train)) return state;
       return {
         ...state,
-        train: { ...emptyTrain(state.train.stepsText), status: 'starting', phase: 'Starting', phaseDetail: '' },
+        train: { ...emptyTrain(state.train.stepsText, state.train.weightFormat), status: 'starting', phase: 'Starting', phaseDetail: '' },
         exporting: { ...state.exporting, result: null, error: null, outDir: state.exporting.outDirEdited ? state.exporting.outDir : '' },
         tryIt: { ...state.tryIt, text: null, error: null },
       };

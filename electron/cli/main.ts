@@ -13,6 +13,8 @@ const USAGE = `usage: confidant <command> [options]
   devices [--json]                         phones seen by adb, with guidance for unready ones
   virtual start|stop|list                  virtual phones attached to adb (--count N --ram 3GiB --cores 4)
   train [--model DIR] [--data FILE] [--devices a,b] [--steps N] [--json]
+        [--weight-format f32|f16|int8|q4_0|fp4] [--rank R] [--lr X] [--seq-len T]
+        [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
   export --run runs/<id> --format peft --out DIR
   demo [--steps N] [--json]                the built-in demo: 2 virtual phones, bundled model and stories
   serve [--port N] [--host 127.0.0.1]      the app's UI and API for a browser, with a token`;

@@ -115,6 +115,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         devices,
         deployer: new AdbDeployer(a, paths.agentBinaries),
         steps: p.steps,
+        weightFormat: p.weightFormat ?? DEFAULT_TRAIN_SETTINGS.weightFormat,
         signal: abort.signal,
         onEvent: (e) => {
           if (e.type === 'run-started') {

@@ -1,10 +1,20 @@
 // Step 4: start a run on the chosen phones and watch it live (phase, loss curve, tokens/s, one card per phone).
 // It does not plan or schedule anything; it shows the core's events as they arrive.
 import type { StepProps } from '../app.js';
+import type { WeightFormat } from '../../electron/core/model/quantize.js';
 import { startTraining, stopTraining } from '../actions.js';
 import { formatBytes, formatLoss, formatMs } from '../format.js';
 import { LossChart } from '../loss-chart.js';
 import { MAX_STEPS, isTraining, parseWhole, selectedReady, type WizardState } from '../state.js';
+
+// Labels for the base-weight formats; the core validates the value (contract.ts).
+const BASE_WEIGHT_CHOICES: ReadonlyArray<readonly [WeightFormat, string]> = [
+  ['f32', 'f32 (exact)'],
+  ['f16', 'f16'],
+  ['int8', 'int8'],
+  ['q4_0', '4-bit (q4_0)'],
+  ['fp4', '4-bit (fp4)'],
+];
 
 const STATUS_TEXT = {
   idle: 'Not started',
@@ -53,6 +63,20 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
               aria-invalid={!stepsValid}
               onChange={(e) => dispatch({ type: 'train-steps', text: e.target.value })}
             />
+          </label>
+          <label className="inline">
+            <span className="label">Base weights</span>
+            <select
+              value={t.weightFormat}
+              disabled={running}
+              onChange={(e) => dispatch({ type: 'train-weight-format', weightFormat: e.target.value as WeightFormat })}
+            >
+              {BASE_WEIGHT_CHOICES.map(([value, label]) => (
+                <option key={value} value={value}>
+                  {label}
+                </option>
+              ))}
+            </select>
           </label>
           {running ? (
             <button

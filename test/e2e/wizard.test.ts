@@ -98,6 +98,7 @@ test('the wizard trains, exports and generates against the real core', { skip, t
 
     // --- 4. Train ---------------------------------------------------------------------------------------------------
     await page.getByLabel('Steps').fill(String(TRAIN_STEPS));
+    await page.getByLabel('Base weights').selectOption('int8'); // 1 byte per weight on the phones
     await page.getByRole('button', { name: 'Start training' }).click();
     // The first loss point, or the run's end (a failed run never draws one; its error is asserted below).
     await page
@@ -121,6 +122,8 @@ test('the wizard trains, exports and generates against the real core', { skip, t
       .map((l) => JSON.parse(l) as { type: string })
       .filter((e) => e.type === 'step');
     assert.equal(stepEvents.length, points, 'every step event in events.jsonl reached the page');
+    const runJson = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { settings: { weightFormat: string } };
+    assert.equal(runJson.settings.weightFormat, 'int8', 'the base-weight choice reached the run');
     await next();
 
     // --- 5. Export --------------------------------------------------------------------------------------------------

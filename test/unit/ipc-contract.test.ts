@@ -66,6 +66,7 @@ test('validateCall names the method and every bad field', () => {
   check('startVirtualPhones', { count: 2, extra: true }, /extra/);
   check('inspectModel', { path: '   ' }, /model path is empty/);
   check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: [], steps: 0 }, /select at least one device/, /steps/);
+  check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: ['a'], steps: 1, weightFormat: 'q3' }, /weightFormat must be one of f32, f16, int8, q4_0, fp4/);
   check('exportAdapter', { runId: 'r', format: 'gguf', outDir: 'o' }, /format must be 'peft'/);
   check('generate', { runId: 'r', prompt: 'p', maxTokens: 1e6 }, /maxTokens must be at most 4096/);
   check('listRuns', 'not an object');

@@ -199,10 +199,12 @@ test('stop, failure and start errors end in distinct, explained states', () => {
   assert.equal(s.train.runId, null);
 });
 
-test('starting again resets the live view but keeps the step count typed', () => {
-  let s = run(atTrain(), { type: 'train-steps', text: '7' }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
+test('starting again resets the live view but keeps the step count and weight format chosen', () => {
+  assert.equal(atTrain().train.weightFormat, 'f32');
+  let s = run(atTrain(), { type: 'train-steps', text: '7' }, { type: 'train-weight-format', weightFormat: 'q4_0' }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
   s = run(s, event(ev.step(1, 5)), event(ev.finished(true)), { type: 'train-starting' });
   assert.equal(s.train.stepsText, '7');
+  assert.equal(s.train.weightFormat, 'q4_0');
   assert.deepEqual(s.train.losses, []);
   assert.equal(s.train.runId, null);
   // While running, a second start is ignored.

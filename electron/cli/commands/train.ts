@@ -9,6 +9,7 @@ import { AdbDeployer } from '../../core/deploy/adb-deployer.js';
 import { planDevices, readyDevices } from '../../core/train/training-devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
+import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
 import { printEvent } from '../progress.js';
 
 export async function trainCommand(argv: string[]): Promise<void> {
@@ -23,6 +24,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       'micro-batch-size': { type: 'string' },
       'seq-len': { type: 'string' },
       rank: { type: 'string' },
+      'weight-format': { type: 'string' },
       lr: { type: 'string' },
       seed: { type: 'string' },
       'runs-dir': { type: 'string' },
@@ -35,6 +37,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const lr = values.lr === undefined ? d.peakLr : Number(values.lr);
   if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
   const rank = parseCount(values.rank, '--rank', d.loraRank);
+  const weightFormat = values['weight-format'] ?? d.weightFormat;
+  if (!isWeightFormat(weightFormat)) throw new UsageError(`--weight-format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${weightFormat}"`);
   const modelDir = resolve(values.model ?? paths.modelDir);
   await openModelFolder(modelDir); // a bad model folder is reported before any phone is touched
   const adb = await connectAdb({ port: values['adb-port'] ? Number(values['adb-port']) : undefined });
@@ -55,6 +59,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seqLen: parseCount(values['seq-len'], '--seq-len', d.seqLen),
     loraRank: rank,
     loraAlpha: 2 * rank,
+    weightFormat,
     peakLr: lr,
     seed: parseCount(values.seed, '--seed', d.seed, 0),
     onEvent: (e) => printEvent(e, json),

@@ -3,6 +3,7 @@
 // It is not an implementation of any method (that is ConfidantService in electron/core/service.ts), and it must
 // stay free of Node and DOM APIs: the renderer imports its types, the shell and the headless server its values.
 import { z } from 'zod';
+import { WEIGHT_FORMATS } from '../model/quantize.js';
 import type { DeviceInfo, TrainEvent } from './types.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -31,6 +32,7 @@ export const methodParams = {
     steps: z.int({ error: 'steps must be a whole number' }).min(1, { error: 'steps must be at least 1' }).max(100_000, {
       error: 'steps must be at most 100000',
     }),
+    weightFormat: z.enum(WEIGHT_FORMATS, { error: `weightFormat must be one of ${WEIGHT_FORMATS.join(', ')}` }).optional(),
   }),
   stopTraining: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
   listRuns: noParams,

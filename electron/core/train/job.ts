@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { TrainEvent, TrainPlan } from '../api/types.js';
 import { openModelFolder, type ModelFolder } from '../model/model-folder.js';
 import { packStage } from '../model/stage-pack.js';
+import type { WeightFormat } from '../model/quantize.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import type { NamedTensor } from '../protocol/messages.js';
 import { partitionLayers, type PlanDevice, type PlannedStage } from '../plan/partition.js';
@@ -35,6 +36,11 @@ export interface TrainJobOptions {
   loraRank: number;
   loraAlpha: number;
   loraModules: readonly LoraModule[];
+  /**
+   * Storage format of the frozen base weights on the phones (stage-pack.ts): f32, f16, int8, or the 4-bit q4_0 /
+   * fp4, quantised once here and read in place by the agent. LoRA and its gradients stay f32.
+   */
+  weightFormat: WeightFormat;
   peakLr: number;
   warmupSteps: number;
   maxGradNorm: number;
@@ -72,6 +78,7 @@ export const DEFAULT_TRAIN_SETTINGS = {
   loraRank: 8,
   loraAlpha: 16,
   loraModules: LORA_MODULES,
+  weightFormat: 'f32',
   // Swept on the demo (12 steps, lr 3e-3 / 5e-3 / 1e-2): 3e-3 gave the lowest held-out loss.
   peakLr: 3e-3,
   warmupSteps: 2,
@@ -100,7 +107,8 @@ async function deployStages(o: TrainJobOptions, folder: ModelFolder, planned: Pl
   await Promise.all(
     planned.map(async (st, s) => {
       const stageFile = join(o.cacheDir, `${runId}-stage${s}-layers${st.layerStart}-${st.layerEnd}.cfst`);
-      await packStage(folder, st, stageFile);
+      const packed = await packStage(folder, st, stageFile, { weightFormat: o.weightFormat });
+      if (packed.fallbacks.length) emit({ type: 'phase', runId, phase: 'deploy', detail: `${st.serial}: ${packed.fallbacks.length} matrices kept as f16 (${packed.fallbacks[0]!.reason})`, timeMs: Date.now() });
       const agent = await o.deployer.deploy(st.serial, stageFile, {
         memoryBudgetBytes: o.devices[s].budgetBytes,
         signal: o.signal,
@@ -124,7 +132,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   if (data.train.length < stepSamples) {
     throw new Error(`${o.datasetPath} gives ${data.train.length} training sequences of ${o.seqLen} tokens; one step needs ${stepSamples}`);
   }
-  const planned = partitionLayers(folder.config, o.devices, { loraRank: o.loraRank, microBatchSize: o.microBatchSize, seqLen: o.seqLen });
+  const planned = partitionLayers(folder.config, o.devices, { loraRank: o.loraRank, microBatchSize: o.microBatchSize, seqLen: o.seqLen, weightFormat: o.weightFormat });
   const plan: TrainPlan = { stages: planned, microBatches: o.microBatches, microBatchSize: o.microBatchSize, seqLen: o.seqLen };
 
   const run = await RunFolder.create(o.runsDir);
@@ -148,7 +156,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   const agents: DeployedAgent[] = [];
   const phase = (p: string, detail: string) => emit({ type: 'phase', runId: run.runId, phase: p, detail, timeMs: Date.now() });
   try {
-    phase('deploy', `packing and pushing ${planned.length} stages via ${o.deployer.description}`);
+    phase('deploy', `packing (${o.weightFormat} base weights) and pushing ${planned.length} stages via ${o.deployer.description}`);
     await deployStages(o, folder, planned, emit, run.runId, agents);
     const bySerial = new Map(agents.map((a) => [a.serial, a]));
     const stages: StageHandle[] = planned.map((st) => ({ serial: st.serial, client: bySerial.get(st.serial)!.client }));

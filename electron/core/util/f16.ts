@@ -7,7 +7,7 @@ const u32Scratch = new Uint32Array(f32Scratch.buffer);
 /** f16 bit pattern (u16) of `value` after rounding it to f32 and then to f16 (nearest, ties to even). */
 export function f32ToF16Bits(value: number): number {
   f32Scratch[0] = value;
-  const x = u32Scratch[0];
+  const x = u32Scratch[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp32 = (x >>> 23) & 0xff;
   const mant32 = x & 0x7fffff;
@@ -43,12 +43,12 @@ export function f16BitsToF32(bits: number): number {
 
 export function f32ArrayToF16(src: Float32Array): Uint16Array {
   const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]!);
   return out;
 }
 
 export function f16ArrayToF32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = f16BitsToF32(src[i]);
+  for (let i = 0; i < src.length; i++) out[i] = f16BitsToF32(src[i]!);
   return out;
 }
