@@ -99,9 +99,12 @@ void store_piece(const float* tile, size_t ldc, int rows, int cols, float* out, 
 
 }  // namespace
 
+// mc = 1024: every weight panel is dequantised (f32: copied) once per mc activation rows, and that copy measured
+// ~10% of a TinyLlama layer at mc = 256; one k block of the packed rows (kc x mc floats = 1 MiB) still sits in the
+// 1-2 MiB L2 of AVX-512 cores. Measured: P-RGE's 1024-row forward 10% faster, T=512 layer a few % faster.
 const MatmulKernels& matmul_kernels_avx512() {
   static const MatmulKernels k = {
-      SimdLevel::Avx512, kMr, kNvec * S512::W, kKc, kPitch, /*mc=*/256, /*nc_rows=*/kMr * 8, /*nc_cols=*/448,
+      SimdLevel::Avx512, kMr, kNvec * S512::W, kKc, kPitch, /*mc=*/1024, /*nc_rows=*/kMr * 8, /*nc_cols=*/448,
       tile_wrows<S512, kMr, kNvec, kPitch>, tile_wcols<S512, kMr, kNvec>, store_piece, dequant, dot_rows<S512>,
       fma_loop<S512, 16>,
   };
