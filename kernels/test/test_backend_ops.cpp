@@ -390,8 +390,8 @@ int main() {
   test_threads();
   const ct::BackendsUnderTest backends;
   // Rows: 1 and 6 take the few-row path, 7+ the blocked one; 300 spans two row blocks below AVX-512, 1100 on
-  // every level. C = 544 spans three k
-  // blocks; OC = 301 several column tasks. 200 is not a multiple of 32, so the grouped formats skip it.
+  // every level. C = 544 spans three k blocks; OC = 301 several column tasks. 200 is not a multiple of 32, so the
+  // grouped formats skip it.
   const MmCase mm_cases[] = {{1, 64, 33},   {3, 96, 77},  {6, 200, 45},   {7, 64, 301},
                              {37, 200, 45}, {37, 96, 301}, {300, 320, 131}, {33, 544, 250},
                              {1100, 96, 40}};  // more rows than any level's packed block (mc)
