@@ -45,33 +45,43 @@ const float* column_slice(Arena& ar, const float* m, int rows, int cols, int c0,
   return out;
 }
 
-// P-RGE: out rows of copy 2i get +eps*scale * xa @ z_i[rows]^T and copy 2i+1 the same with -eps, where z_i is
-// the whole (OC, R) perturbation of this module's B and [r0, r0+rn) the rows of B this share produces.
-// All 2q copies in one product with a q*R-wide inner dimension: row n of copy j = 2i+s holds its signed xa in
-// columns [i*R, (i+1)*R) and zeros elsewhere, and Z's row o is [z_0[o] | ... | z_{q-1}[o]] * eps*scale. One
-// product and one pass over out per module instead of two of each per copy (the zeros cost q times the FLOPs of
-// a rank-R product, still tiny next to the base matmul).
-void perturb(Share& s, const LayerCtx& c, LoraModule m, const float* xa, float* out, int r0, int rn) {
+// A P-RGE forward of one projection share: copy j = 2i+s of the batch (rows [j, j+1) * rows_per_copy) runs with
+// its own adapter B + (s ? -1 : +1) * eps * z_i, where z_i is the whole (OC, R) perturbation of this module's B
+// and [r0, r0+rn) the rows of B (and of out) this share produces. Every copy's adapter goes into one low-rank term
+// of inner size K = R + q*R next to the base matmul, so out is written in one pass and no perturbed copy of B
+// exists:
+//   xl row n = [ xa_n | 0 .. +-xa_n (in query i's R columns) .. 0 ],  L row o = scale * [ B_o | eps*z_0,o | .. ].
+// A is frozen (LoRA-FA), so xa = x @ A^T comes first; x and A are this share's columns (in = their count).
+void proj_zo_forward(Share& s, const LayerCtx& c, LoraModule m, const float* x, const WeightView& Ws,
+                     const float* bias, const float* A, int in, const float* B, int r0, int rn, float* out,
+                     float* xa) {
   const ZoPerturbation& zo = *c.zo;
-  const int q = static_cast<int>(zo.queries), rows_per_copy = c.N / (2 * q), R = c.R, K = q * R;
-  const uint32_t pid = LoraSet::zo_param_id(c.layer, m);
-  float* xs = s.arena.get(size_t(c.N) * K, true);
+  const int q = static_cast<int>(zo.queries), R = c.R, K = R + q * R, rows_per_copy = c.N / (2 * q);
+  s.be.linear_forward(xa, x, WeightView::f32(A, R, in), nullptr, c.N, in, R);
+  s.be.synchronize();  // xl is built from xa on the host
+  float* xl = s.arena.get(size_t(c.N) * K, true);
   for (int n = 0; n < c.N; ++n) {
     const int copy = n / rows_per_copy, i = copy / 2;
     const float sign = copy % 2 == 0 ? 1.0f : -1.0f;
-    for (int r = 0; r < R; ++r) xs[size_t(n) * K + size_t(i) * R + r] = sign * xa[size_t(n) * R + r];
+    const float* a = xa + size_t(n) * R;
+    float* row = xl + size_t(n) * K;
+    for (int r = 0; r < R; ++r) {
+      row[r] = a[r];
+      row[R + i * R + r] = sign * a[r];
+    }
   }
-  float* zs = s.arena.get(size_t(rn) * K, false);
-  std::vector<float> z(size_t(rn) * R);  // only this share's rows of z_i
+  float* L = s.arena.get(size_t(rn) * K, false);
+  for (int o = 0; o < rn; ++o)
+    for (int r = 0; r < R; ++r) L[size_t(o) * K + r] = c.scale * B[size_t(o) * R + r];
   const float coeff = zo.eps * c.scale;
+  const uint32_t pid = LoraSet::zo_param_id(c.layer, m);
+  std::vector<float> z(size_t(rn) * R);  // only this share's rows of z_i
   for (int i = 0; i < q; ++i) {
     prge_fill_z_range(z.data(), uint64_t(r0) * R, z.size(), zo.seed, zo.step, static_cast<uint32_t>(i), pid);
     for (int o = 0; o < rn; ++o)
-      for (int r = 0; r < R; ++r) zs[size_t(o) * K + size_t(i) * R + r] = coeff * z[size_t(o) * R + r];
+      for (int r = 0; r < R; ++r) L[size_t(o) * K + R + size_t(i) * R + r] = coeff * z[size_t(o) * R + r];
   }
-  float* tmp = s.arena.get(size_t(c.N) * rn, false);
-  s.be.linear_forward(tmp, xs, WeightView::f32(zs, rn, K), nullptr, c.N, K, rn);
-  s.be.residual_forward(out, out, tmp, size_t(c.N) * rn);
+  s.be.linear_lowrank_forward(out, x, Ws, bias, xl, L, c.N, in, K, rn);
 }
 
 // out (N, rn) = x (N, in) @ W[r0:r0+rn]^T + bias[r0:] + LoRA with B's rows [r0, r0+rn).
@@ -80,10 +90,11 @@ void proj_rows_forward(Share& s, const LayerCtx& c, LoraModule m, const float* x
   const WeightView Ws = W.slice_rows(r0, rn);
   const float* b = bias ? bias + r0 : nullptr;
   const LoraAdapter* ad = c.lora[m];
-  if (ad) {
+  if (ad && c.zo) {
+    proj_zo_forward(s, c, m, x, Ws, b, ad->A.data(), W.cols, ad->B.data() + size_t(r0) * c.R, r0, rn, out, xa);
+  } else if (ad) {
     s.be.linear_lora_forward(out, xa, x, Ws, b, ad->A.data(), ad->B.data() + size_t(r0) * c.R, c.N, W.cols, c.R, rn,
                              c.scale);
-    if (c.zo) perturb(s, c, m, xa, out, r0, rn);
   } else {
     s.be.linear_forward(out, x, Ws, b, c.N, W.cols, rn);
   }
@@ -96,8 +107,8 @@ void proj_cols_forward(Share& s, const LayerCtx& c, LoraModule m, const float* x
   const LoraAdapter* ad = c.lora[m];
   if (ad) {
     const float* A = column_slice(s.arena, ad->A.data(), c.R, W.cols, c0, cn);
-    s.be.linear_lora_forward(out, xa, x, Ws, nullptr, A, ad->B.data(), c.N, cn, c.R, W.rows, c.scale);
-    if (c.zo) perturb(s, c, m, xa, out, 0, W.rows);
+    if (c.zo) proj_zo_forward(s, c, m, x, Ws, nullptr, A, cn, ad->B.data(), 0, W.rows, out, xa);
+    else s.be.linear_lora_forward(out, xa, x, Ws, nullptr, A, ad->B.data(), c.N, cn, c.R, W.rows, c.scale);
   } else {
     s.be.linear_forward(out, x, Ws, nullptr, c.N, cn, W.rows);
   }

@@ -74,6 +74,12 @@ class Backend {
   // A == nullptr means no adapter. Backends fuse it where that pays; the default runs the two ops.
   virtual void linear_lora_forward(float* out, float* xa, const float* x, const WeightView& W, const float* bias,
                                    const float* A, const float* B, int N, int C, int R, int OC, float scale);
+  // out (N,OC) = x (N,C) @ W^T + bias + xl (N,K) @ L^T with L (OC,K) f32: a base matmul plus a low-rank term whose
+  // left factor the caller made (P-RGE: every copy's adapter and perturbation in one term, layer.cpp). The CPU
+  // backend adds the term in the base matmul's one pass over out; the default runs linear_forward and lora_forward
+  // with an identity A, then synchronizes (its scratch dies on return).
+  virtual void linear_lowrank_forward(float* out, const float* x, const WeightView& W, const float* bias,
+                                      const float* xl, const float* L, int N, int C, int K, int OC);
 
   virtual void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta) = 0;
   virtual void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, float theta) = 0;

@@ -1,5 +1,8 @@
-// Shared parts of the backend interface: op names and the unfused default of linear_lora_forward.
+// Shared parts of the backend interface: op names and the unfused defaults of linear_lora_forward and
+// linear_lowrank_forward.
 #include "confidant/backend.h"
+
+#include <vector>
 
 namespace confidant {
 
@@ -25,6 +28,17 @@ void Backend::linear_lora_forward(float* out, float* xa, const float* x, const W
                                   const float* A, const float* B, int N, int C, int R, int OC, float scale) {
   linear_forward(out, x, W, bias, N, C, OC);
   if (A) lora_forward(out, xa, x, A, B, N, C, R, OC, scale);
+}
+
+void Backend::linear_lowrank_forward(float* out, const float* x, const WeightView& W, const float* bias,
+                                     const float* xl, const float* L, int N, int C, int K, int OC) {
+  linear_forward(out, x, W, bias, N, C, OC);
+  if (K <= 0) return;
+  // lora_forward with A = I (K,K): its xa is xl itself (products by 1 and sums of zeros are exact).
+  std::vector<float> identity(size_t(K) * K, 0.0f), xa(size_t(N) * K);
+  for (int k = 0; k < K; ++k) identity[size_t(k) * K + k] = 1.0f;
+  lora_forward(out, xa.data(), xl, identity.data(), L, N, K, K, OC, 1.0f);
+  synchronize();
 }
 
 }  // namespace confidant

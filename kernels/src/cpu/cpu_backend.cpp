@@ -62,6 +62,10 @@ class CpuBackend final : public Backend {
                            const float* A, const float* B, int N, int C, int R, int OC, float scale) override {
     cpu::linear_lora_forward(pool_, mm_, out, xa, x, W, bias, A, B, N, C, R, OC, scale);
   }
+  void linear_lowrank_forward(float* out, const float* x, const WeightView& W, const float* bias, const float* xl,
+                              const float* L, int N, int C, int K, int OC) override {
+    cpu::linear_lowrank_forward(pool_, mm_, out, x, W, bias, xl, L, N, C, K, OC);
+  }
 
   // ---- the other ops (cpu_ops.h: threaded, auto-vectorised) ----
   void embedding_forward(float* out, const int32_t* tokens, const WeightView& wte, int N, int C) override {

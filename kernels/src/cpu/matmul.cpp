@@ -76,6 +76,18 @@ void linear_lora_forward(ThreadPool& pool, const MatmulKernels& kr, float* out, 
   gemm_run(pool, kr, g);
 }
 
+void linear_lowrank_forward(ThreadPool& pool, const MatmulKernels& kr, float* out, const float* x,
+                            const WeightView& W, const float* bias, const float* xl, const float* L, int N, int C,
+                            int K, int OC) {
+  Gemm g = product(out, OC, N, OC, WeightLayout::Rows, segment(x, C, C, W));
+  g.bias = bias;
+  if (K > 0) {
+    g.seg[1] = segment(xl, K, K, WeightView::f32(L, OC, K));
+    g.nseg = 2;
+  }
+  gemm_run(pool, kr, g);
+}
+
 void lora_forward(ThreadPool& pool, const MatmulKernels& kr, float* out, float* xa, const float* x, const float* A,
                   const float* B, int N, int C, int R, int OC, float scale) {
   if (R <= 0) return;

@@ -18,6 +18,10 @@ void linear_backward_input(ThreadPool& pool, const MatmulKernels& kernels, float
 void linear_lora_forward(ThreadPool& pool, const MatmulKernels& kernels, float* out, float* xa, const float* x,
                          const WeightView& W, const float* bias, const float* A, const float* B, int N, int C, int R,
                          int OC, float scale);
+// out (N,OC) = x @ W^T + bias + xl (N,K) @ L^T, L (OC,K) f32: both products in one pass over out.
+void linear_lowrank_forward(ThreadPool& pool, const MatmulKernels& kernels, float* out, const float* x,
+                            const WeightView& W, const float* bias, const float* xl, const float* L, int N, int C,
+                            int K, int OC);
 // out (N,OC) += scale * xa @ B^T, xa (N,R) = x @ A^T written; A (R,C), B (OC,R).
 void lora_forward(ThreadPool& pool, const MatmulKernels& kernels, float* out, float* xa, const float* x,
                   const float* A, const float* B, int N, int C, int R, int OC, float scale);
