@@ -243,9 +243,11 @@ size_t alloc_layer_acts(LayerActs* la, const LayerCtx& c, const LayerSplit& sp) 
   share_ranges(c, sp, kv0, nkv, c0, nc);
   const size_t N = size_t(c.N), C = size_t(c.C), R = size_t(c.R), G = size_t(heads_per_group(c));
   size_t total = 0;
+  // Every one of these is written in full by layer_forward before it is read, so a reused buffer of the right size
+  // is not cleared again.
   auto take = [&](std::vector<float>* v, size_t n) {
     total += n;
-    if (la) v->assign(n, 0.0f);
+    if (la && v->size() != n) v->assign(n, 0.0f);
   };
   LayerActs dummy;
   LayerActs& a = la ? *la : dummy;

@@ -228,8 +228,12 @@ ForwardResult StageModel::forward(const ForwardArgs& a) {
   }
 
   const bool keep_all = a.keep && !recompute_;
-  LayerActs scratch;
-  if (a.keep) ma.layers.resize(num_local_layers());
+  if (a.keep) {
+    scratch_acts_ = LayerActs();
+    ma.layers.resize(num_local_layers());
+  }
+  LayerActs local_scratch;  // recompute: the kept inputs only, the rest per call as before
+  LayerActs& scratch = a.keep ? local_scratch : scratch_acts_;
   for (int li = 0; li < num_local_layers(); ++li) {
     LayerActs& la = keep_all ? ma.layers[li] : scratch;
     if (a.keep) ma.layers[li].x.assign(cur.begin(), cur.end());
