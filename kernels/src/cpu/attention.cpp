@@ -144,8 +144,6 @@ float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-const AttentionRowKernels kPortableRowKernels = {rows2_times_tile, axpy2_rows};
-
 // ---------------------------------------------------------------------------------------------------- forward
 
 size_t forward_scratch_floats(int HD) { return size_t(2 * kBr + 2 * kBc + 1) * HD + 2 * kBr + 2 * kBc; }
@@ -200,11 +198,11 @@ void forward_block(const Shape& sh, float* out, float* lse, const float* q, cons
       const int i1 = two ? i + 1 : i;
       sh.rk.rows2_times_tile(s0row, s1row, qs + i * HD, qs + i1 * HD, kt, HD);
       int n_valid = std::min(nk, t - s0 + 1);  // causal: keys s0 .. t
-      softmax_step(s0row, n_valid, m + i, l + i, acc + i * HD, HD);
+      sh.rk.softmax_step(s0row, n_valid, m + i, l + i, acc + i * HD, HD);
       float* y1 = spare;
       if (two) {
         n_valid = std::min(nk, t + 1 - s0 + 1);  // the first row's p is 0 at its extra key
-        softmax_step(s1row, n_valid, m + i1, l + i1, acc + i1 * HD, HD);
+        sh.rk.softmax_step(s1row, n_valid, m + i1, l + i1, acc + i1 * HD, HD);
         y1 = acc + i1 * HD;
       }
       sh.rk.axpy2_rows(acc + i * HD, y1, s0row, two ? s1row : s0row, vb, n_valid, HD);
@@ -287,6 +285,8 @@ void probs_and_ds(float* s, float* dp, int n_valid, float lse_t, float D, float 
   }
 }
 
+const AttentionRowKernels kPortableRowKernels = {rows2_times_tile, axpy2_rows, softmax_step, probs_and_ds};
+
 // Query rows [tq0, tq1) of head h (q rows copied in qb, dout rows in gb) against one key block, rows in pairs:
 // recomputes P and dS, then dq rows += dS @ K (when do_dq) and dk_acc += dS^T @ Q, dv_acc += P^T @ dout (when the
 // block has accumulators).
@@ -310,10 +310,10 @@ void backward_tile(const Shape& sh, const Grads& g, int b, int h, int tq0, int t
     sh.rk.rows2_times_tile(sa, sb, qb + i * HD, qb + i1 * HD, kb.kt, HD);
     sh.rk.rows2_times_tile(da, db, gb + i * HD, gb + i1 * HD, kb.vt, HD);
     int n_valid = std::min(kb.nk, t - kb.s0 + 1);
-    probs_and_ds(sa, da, n_valid, g.lse[sh.lse_off(b, h, t)], g.D[sh.lse_off(b, h, t)], sh.scale);
+    sh.rk.probs_and_ds(sa, da, n_valid, g.lse[sh.lse_off(b, h, t)], g.D[sh.lse_off(b, h, t)], sh.scale);
     if (two) {
       n_valid = std::min(kb.nk, t + 1 - kb.s0 + 1);  // the first row's p and dS are 0 at its extra key
-      probs_and_ds(sb, db, n_valid, g.lse[sh.lse_off(b, h, t + 1)], g.D[sh.lse_off(b, h, t + 1)], sh.scale);
+      sh.rk.probs_and_ds(sb, db, n_valid, g.lse[sh.lse_off(b, h, t + 1)], g.D[sh.lse_off(b, h, t + 1)], sh.scale);
     }
     for (int j = 0; j < kb.nk; ++j) {
       pt[j * kBr + i] = sa[j];

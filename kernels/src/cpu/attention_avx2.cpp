@@ -3,6 +3,8 @@
 // 16 registers.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "attention_rows.h"
 
 namespace confidant::cpu {
@@ -88,10 +90,77 @@ void axpy2_rows(float* y0, float* y1, const float* c0, const float* c1, const fl
   }
 }
 
+// exp(x) for x <= ~88: the Cephes polynomial of vec8.h's exp4, eight lanes; x < -87 (incl. -inf for masked
+// scores) gives exactly 0, NaN stays NaN.
+__m256 exp8(__m256 x) {
+  const __m256 drop = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);  // false for NaN
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);  // max/min return their second operand when it is NaN
+  x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
+  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  // r = x - n*ln2 in two parts so r stays exact.
+  const __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x));
+  __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  y = _mm256_mul_ps(y, _mm256_castsi256_ps(pow2n));
+  return _mm256_andnot_ps(drop, y);
+}
+
+float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+void softmax_step(float* s, int n_valid, float* m, float* l, float* acc_row, int HD) {
+  for (int j = n_valid; j < kAttnBlock; ++j) s[j] = -INFINITY;
+  __m256 v[kVecs];
+  for (int c = 0; c < kVecs; ++c) v[c] = _mm256_loadu_ps(s + 8 * c);
+  const float m_new = std::fmax(*m, hmax8(_mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3]))));
+  const __m256 mv = _mm256_set1_ps(m_new);
+  __m256 sum = _mm256_setzero_ps();
+  for (int c = 0; c < kVecs; ++c) {
+    const __m256 p = exp8(_mm256_sub_ps(v[c], mv));  // masked -inf scores give exactly 0
+    _mm256_storeu_ps(s + 8 * c, p);
+    sum = _mm256_add_ps(sum, p);
+  }
+  const float alpha = std::exp(*m - m_new);  // rescales what was accumulated under the old max (0 at first)
+  *l = *l * alpha + hsum8(sum);
+  if (alpha != 1.0f) {
+    const __m256 a = _mm256_set1_ps(alpha);
+    int d = 0;
+    for (; d + 8 <= HD; d += 8) _mm256_storeu_ps(acc_row + d, _mm256_mul_ps(_mm256_loadu_ps(acc_row + d), a));
+    for (; d < HD; ++d) acc_row[d] *= alpha;
+  }
+  *m = m_new;
+}
+
+void probs_and_ds(float* s, float* dp, int n_valid, float lse, float D, float scale) {
+  for (int j = n_valid; j < kAttnBlock; ++j) s[j] = -INFINITY;
+  const __m256 sc = _mm256_set1_ps(scale), l = _mm256_set1_ps(lse), d = _mm256_set1_ps(D);
+  for (int c = 0; c < kVecs; ++c) {
+    const __m256 p = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(s + 8 * c), sc, l));  // masked: -inf -> 0
+    _mm256_storeu_ps(s + 8 * c, p);
+    _mm256_storeu_ps(dp + 8 * c, _mm256_mul_ps(_mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + 8 * c), d)), sc));
+  }
+}
+
 }  // namespace
 
 const AttentionRowKernels& attention_row_kernels_avx2() {
-  static const AttentionRowKernels k = {rows2_times_tile, axpy2_rows};
+  static const AttentionRowKernels k = {rows2_times_tile, axpy2_rows, softmax_step, probs_and_ds};
   return k;
 }
 
