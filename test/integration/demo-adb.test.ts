@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestAdbServer } from '../support/adb-server.js';
+import { startTestAdbServer, TEST_ADB_PORT } from '../support/adb-server.js';
 import { needLocalAgent, repoRoot, startLocalAgent, type LocalAgent } from '../support/local-agent.js';
 import { openModelFolder } from '../../electron/core/model/model-folder.js';
 import { packStage } from '../../electron/core/model/stage-pack.js';
@@ -35,7 +35,7 @@ function cli(args: string[]) {
 test('demo: two virtual phones over adb, loss goes down, run folder reproducible, adapter exported', { skip, timeout: 300_000 }, async () => {
   const runsDir = await mkdtemp(join(tmpdir(), 'confidant-runs-'));
   dirs.push(runsDir);
-  const r = cli(['demo', '--steps', '12', '--runs-dir', runsDir, '--adb-port', '15037']);
+  const r = cli(['demo', '--steps', '12', '--runs-dir', runsDir, '--adb-port', String(TEST_ADB_PORT)]);
   assert.equal(r.status, 0, `demo failed:\n${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /path: adb/);
   assert.match(r.stdout, /layers \[0, \d\) \+ embedding/);
@@ -45,7 +45,7 @@ test('demo: two virtual phones over adb, loss goes down, run folder reproducible
   const run = JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8'));
   assert.equal(run.status, 'finished');
   assert.equal(run.plan.stages.length, 2);
-  assert.match(run.transport, /adb server 127\.0\.0\.1:15037/);
+  assert.ok(run.transport.includes(`adb server 127.0.0.1:${TEST_ADB_PORT}`), run.transport);
   assert.equal(run.losses.length, 12);
   // Per-step training losses are on different batches (noisy); the held-out loss is measured on the same samples.
   assert.ok(run.losses.every((l: number) => Number.isFinite(l)));

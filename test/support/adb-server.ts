@@ -1,9 +1,10 @@
-// A private real adb server for tests, on its own port (default 15037), so tests never touch the user's server on
-// 5037. Not a fake: it is Debian's/Google's adb; tiers that need it skip loudly without it (and fail in CI).
+// A private real adb server for tests, on its own port (default 15037, or CONFIDANT_TEST_ADB_PORT so that two
+// checkouts can run their suites side by side), so tests never touch the user's server on 5037. Not a fake: it is
+// Debian's/Google's adb; tiers that need it skip loudly without it (and fail in CI).
 import { spawnSync } from 'node:child_process';
 import { needTool } from './tools.js';
 
-export const TEST_ADB_PORT = 15037;
+export const TEST_ADB_PORT = Number(process.env.CONFIDANT_TEST_ADB_PORT ?? 15037);
 
 export interface TestAdbServer {
   port: number;
