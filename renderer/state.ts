@@ -66,6 +66,7 @@ export interface WizardState {
     loadedOnce: boolean;
     startingVirtual: boolean;
     error: string | null;
+    /** Device ids (server/serial) chosen for training. */
     selected: string[];
   };
   model: { path: string; busy: boolean; summary: ModelSummary | null; error: string | null };
@@ -95,7 +96,7 @@ export type Action =
   | { type: 'virtual-starting' }
   | { type: 'virtual-started' }
   | { type: 'virtual-failed'; error: string }
-  | { type: 'device-toggled'; serial: string }
+  | { type: 'device-toggled'; id: string }
   | { type: 'model-path'; path: string }
   | { type: 'model-inspecting' }
   | { type: 'model-inspected'; summary: ModelSummary }
@@ -175,7 +176,8 @@ export function initialState(): WizardState {
 // ---------------------------------------------------------------------------------------------------------------
 // Rules
 
-export const isReady = (d: DeviceInfo) => d.state === 'device';
+/** adb says "device" and its properties have been read (an ABI is needed to pick the agent binary). */
+export const isReady = (d: DeviceInfo) => d.state === 'device' && d.abis.length > 0;
 
 /** A whole number in [min, max], or null. */
 export function parseWhole(text: string, min: number, max: number): number | null {
@@ -230,9 +232,9 @@ export function isDone(state: WizardState, step: StepId): boolean {
   return i !== indexOf(state.step) && i <= state.furthest && canVisit(state, step) && blocker(state, step) === null;
 }
 
-/** Phones to train on: the selection, restricted to phones that are ready now. */
+/** Phones to train on (ids): the selection, restricted to phones that are ready now. */
 export function selectedReady(state: WizardState): string[] {
-  const ready = new Set(state.devices.list.filter(isReady).map((d) => d.serial));
+  const ready = new Set(state.devices.list.filter(isReady).map((d) => d.id));
   return state.devices.selected.filter((s) => ready.has(s));
 }
 
@@ -265,7 +267,7 @@ export function reducer(state: WizardState, action: Action): WizardState {
     case 'devices-loading':
       return { ...state, devices: { ...state.devices, loading: true } };
     case 'devices-loaded': {
-      const ready = action.devices.filter(isReady).map((d) => d.serial);
+      const ready = action.devices.filter(isReady).map((d) => d.id);
       // Keep the user's choices that are still ready; on first sight of ready phones, select them all.
       let selected = state.devices.selected.filter((s) => ready.includes(s));
       if (selected.length === 0 && state.devices.selected.length === 0) selected = ready;
@@ -283,12 +285,12 @@ export function reducer(state: WizardState, action: Action): WizardState {
     case 'virtual-failed':
       return { ...state, devices: { ...state.devices, startingVirtual: false, error: action.error } };
     case 'device-toggled': {
-      const device = state.devices.list.find((d) => d.serial === action.serial);
+      const device = state.devices.list.find((d) => d.id === action.id);
       if (!device || !isReady(device)) return state;
-      const on = state.devices.selected.includes(action.serial);
+      const on = state.devices.selected.includes(action.id);
       const selected = on
-        ? state.devices.selected.filter((s) => s !== action.serial)
-        : [...state.devices.selected, action.serial];
+        ? state.devices.selected.filter((s) => s !== action.id)
+        : [...state.devices.selected, action.id];
       return { ...state, devices: { ...state.devices, selected } };
     }
 

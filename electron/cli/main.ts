@@ -7,11 +7,14 @@ import { trainCommand } from './commands/train.js';
 import { exportCommand } from './commands/export.js';
 import { demoCommand } from './commands/demo.js';
 import { serveCommand } from './commands/serve.js';
+import { stopAllAdbAgents } from '../core/deploy/adb-deployer.js';
 
 const USAGE = `usage: confidant <command> [options]
 
-  devices [--json]                         phones seen by adb, with guidance for unready ones
-  virtual start|stop|list                  virtual phones attached to adb (--count N --ram 3GiB --cores 4)
+  devices [--json] [--adb host:port]...    phones seen by adb (the local server and each --adb), with guidance for
+                                           unready ones; ids are host:port/serial
+  virtual start|stop|list|authorize        virtual phones attached to adb (--count N --ram 3GiB --cores 4
+                                           --unauthorized --adb host:port)
   train [--model DIR] [--data FILE] [--devices a,b] [--steps N] [--json]
         [--weight-format f32|f16|int8|q4_0|fp4] [--rank R] [--lr X] [--seq-len T]
         [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
@@ -28,6 +31,19 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = {
   serve: serveCommand,
 };
 
+// Commands that start agents on phones: Ctrl-C (or SIGTERM) stops those agents before the process exits, since an
+// agent that lost its host only exits after its idle timeout. (serve handles its own signals.)
+const STARTS_AGENTS = new Set(['train', 'demo']);
+
+function stopAgentsOnSignal(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`confidant: ${signal}: stopping the agents on the phones`);
+      void stopAllAdbAgents().finally(() => process.exit(130));
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const command = name ? COMMANDS[name] : undefined;
@@ -35,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(name && name !== '--help' && name !== 'help' ? `confidant: unknown command "${name}"\n\n${USAGE}` : USAGE);
     return name && name !== '--help' && name !== 'help' ? 2 : 0;
   }
+  if (STARTS_AGENTS.has(name!)) stopAgentsOnSignal();
   try {
     await command(rest);
     return 0;

@@ -6,14 +6,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ConfidantService, DatasetPreview, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
 import type { DeviceInfo, TrainEvent } from './api/types.js';
-import { connectAdb, type Adb } from './adb/client.js';
-import { listDevices } from './adb/devices.js';
+import { connectAdb, createAdb, type Adb } from './adb/client.js';
+import { adbServerList, parseAdbServer, resolveDevices, serverKey } from './adb/servers.js';
+import { DeviceWatchers } from './adb/watch.js';
 import { startVirtualPhones, stopVirtualPhones } from './virtual-phone/manager.js';
 import { openModelFolder } from './model/model-folder.js';
 import { loadTokenizer } from './model/tokenizer.js';
 import { packStage } from './model/stage-pack.js';
 import { readTextDataset } from './data/text-dataset.js';
-import { AdbDeployer } from './deploy/adb-deployer.js';
+import { AdbDeployer, stopAllAdbAgents } from './deploy/adb-deployer.js';
 import { LocalDeployer } from './deploy/local-agent.js';
 import { copyRunAdapter } from './export/copy-adapter.js';
 import { readPeftAdapter } from './export/peft.js';
@@ -26,7 +27,10 @@ import { generateText } from './train/generate.js';
 
 export interface ServiceOptions {
   repoRoot: string;
+  /** The local adb server's port (default 5037); the service starts that server if it is not running. */
   adbPort?: number;
+  /** More adb servers to take phones from, "host:port" (other workstations' `adb -a nodaemon server`). */
+  adbServers?: string[];
   /** Where runs are written (default <stateDir>/runs). */
   runsDir?: string;
   /**
@@ -37,6 +41,8 @@ export interface ServiceOptions {
 }
 
 const PREVIEW_SAMPLES = 3;
+/** listDevices reads a ready phone again (RAM, battery, temperatures) when its last reading is older than this. */
+const DEVICE_REFRESH_MS = 2000;
 const PREVIEW_CHARS = 600;
 
 function adbInstalled(): boolean {
@@ -53,6 +59,9 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
   const listeners = new Set<(m: EventMessage) => void>();
   const running = new Map<string, AbortController>();
   let adb: Adb | null = null;
+  const adbServers = adbServerList({ host: '127.0.0.1', port: adbPort }, (opts.adbServers ?? []).map(parseAdbServer));
+  const defaultServer = serverKey(adbServers[0]!);
+  let watchers: DeviceWatchers | null = null;
 
   const broadcast = (data: TrainEvent) => {
     for (const l of listeners) l({ event: 'train-event', data });
@@ -65,6 +74,23 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     }
     return adb;
   };
+  /** Live device tracking on every server (started on first use; it rebuilds itself when a server restarts). */
+  const getWatchers = async (): Promise<DeviceWatchers> => {
+    await getAdb();
+    if (!watchers) {
+      watchers = new DeviceWatchers(adbServers.map((ep) => createAdb(ep))).start();
+      await watchers.firstContact(10_000);
+    }
+    return watchers;
+  };
+  const currentDevices = async (): Promise<DeviceInfo[]> => {
+    const w = await getWatchers();
+    await w.refresh(DEVICE_REFRESH_MS);
+    const statuses = w.statuses();
+    // Some server answers: show its phones. None does: say why (the watchers keep retrying meanwhile).
+    if (statuses.every((st) => st.state !== 'ready')) throw new Error(statuses.map((st) => st.message).join('; '));
+    return w.devices();
+  };
   const runDirOf = (runId: string) => {
     if (!/^[\w.-]+$/.test(runId)) throw new Error(`"${runId}" is not a run id`);
     return join(runsDir, runId);
@@ -72,14 +98,17 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
 
   const service: ConfidantService & { dispose(): Promise<void> } = {
     async listDevices(): Promise<DeviceInfo[]> {
-      return listDevices(await getAdb());
+      return currentDevices();
     },
 
     async startVirtualPhones({ count }: ParamsOf<'startVirtualPhones'>): Promise<DeviceInfo[]> {
-      const a = await getAdb();
+      const w = await getWatchers();
       const phones = await startVirtualPhones({ count, rootDir: phonesRoot, ramMb: 3072, adb: { port: adbPort } });
       const serials = new Set(phones.map((p) => p.serial));
-      return (await listDevices(a)).filter((d) => serials.has(d.serial));
+      // adb says "device"; wait until the tracker has seen them and read their properties.
+      const local = w.watchers[0]!;
+      const seen = await local.waitFor((list) => [...serials].every((s) => list.some((d) => d.serial === s && d.abis.length > 0)), 20_000, 'the new virtual phones');
+      return seen.filter((d) => serials.has(d.serial));
     },
 
     async inspectModel({ path }: ParamsOf<'inspectModel'>): Promise<ModelSummary> {
@@ -102,7 +131,15 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
 
     async startTraining(p: ParamsOf<'startTraining'>): Promise<{ runId: string }> {
       const a = await getAdb();
-      const devices = planDevices(readyDevices(await listDevices(a), p.serials));
+      // Ids (server/serial) or plain serials of the local server. The deployer talks to one adb server.
+      const all = await currentDevices();
+      const chosen = resolveDevices(all, p.serials, defaultServer);
+      const elsewhere = chosen.filter((d) => d.server !== defaultServer);
+      if (elsewhere.length > 0) {
+        throw new Error(`training on phones of another adb server is not supported yet: ${elsewhere.map((d) => d.id).join(', ')} ` +
+          `(train on phones of ${defaultServer}, or run Confidant on the machine those phones are plugged into)`);
+      }
+      const devices = planDevices(readyDevices(all.filter((d) => d.server === defaultServer), chosen.map((d) => d.serial)));
       const abort = new AbortController();
       let resolveStarted!: (runId: string) => void;
       const started = new Promise<string>((res) => (resolveStarted = res));
@@ -189,6 +226,8 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
 
     async dispose() {
       for (const abort of running.values()) abort.abort();
+      await stopAllAdbAgents(); // an agent that never got a connection would otherwise idle until its timeout
+      if (watchers) await watchers.stop();
       if (adb) await stopVirtualPhones(phonesRoot, { adb: { port: adbPort } }).catch(() => undefined);
     },
   };

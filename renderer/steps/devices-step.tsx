@@ -1,13 +1,30 @@
 // Step 1: the phones adb can see, their state and what to do about it, and which ones to train on.
 // It does not deploy anything to a phone; that happens when training starts.
+import type { DeviceInfo } from '../../electron/core/api/types.js';
 import type { StepProps } from '../app.js';
 import { refreshDevices, startVirtualPhones } from '../actions.js';
 import { formatBytes } from '../format.js';
 import { isReady } from '../state.js';
 
+/** "8 cores · up to 3.19 GHz", or '' when the phone did not say. */
+function cpuText(d: DeviceInfo): string {
+  if (d.cpuCores === 0) return '';
+  const max = Math.max(0, ...d.cpuMaxFreqsKHz.map((f) => f ?? 0));
+  return `${d.cpuCores} cores${max > 0 ? ` · up to ${(max / 1e6).toFixed(2)} GHz` : ''}`;
+}
+
+/** Battery temperature and the hottest thermal zone, e.g. "31.0 °C · peak 41.2 °C". */
+function thermalText(d: DeviceInfo): { text: string; title: string } {
+  const hottest = d.thermalZones.reduce<DeviceInfo['thermalZones'][number] | null>((m, z) => (m && m.tempC >= z.tempC ? m : z), null);
+  const parts = [d.temperatureC === null ? '' : `${d.temperatureC.toFixed(1)} °C`, hottest ? `peak ${hottest.tempC.toFixed(1)} °C` : ''];
+  return { text: parts.filter(Boolean).join(' · '), title: hottest ? `hottest thermal zone: ${hottest.type}` : '' };
+}
+
 export function DevicesStep({ state, dispatch, api }: StepProps) {
   const { list, selected, startingVirtual, error, loadedOnce } = state.devices;
   const readyCount = list.filter(isReady).length;
+  // Name the adb server only when phones come from more than one.
+  const severalServers = new Set(list.map((d) => d.server)).size > 1;
   return (
     <section className="step">
       <div className="step-head">
@@ -68,31 +85,48 @@ export function DevicesStep({ state, dispatch, api }: StepProps) {
             {list.map((d) => {
               const ready = isReady(d);
               const name = [d.manufacturer, d.model].filter(Boolean).join(' ') || 'Unknown phone';
+              const hardware = [d.soc, cpuText(d)].filter(Boolean).join(' · ');
+              const thermal = thermalText(d);
               return (
-                <tr key={d.serial} className={ready ? '' : 'muted-row'}>
+                <tr key={d.id} className={ready ? '' : 'muted-row'} data-device-id={d.id}>
                   <td className="check-col">
                     <input
                       type="checkbox"
                       aria-label={`Train on ${d.serial}`}
-                      checked={selected.includes(d.serial)}
+                      checked={selected.includes(d.id)}
                       disabled={!ready}
-                      onChange={() => dispatch({ type: 'device-toggled', serial: d.serial })}
+                      onChange={() => dispatch({ type: 'device-toggled', id: d.id })}
                     />
                   </td>
                   <td>
                     {name}
                     {d.virtual && <span className="tag">virtual</span>}
-                    {d.soc && <div className="sub">{d.soc}</div>}
+                    {hardware && <div className="sub">{hardware}</div>}
                   </td>
-                  <td className="mono">{d.serial}</td>
+                  <td className="mono">
+                    {d.serial}
+                    {severalServers && <div className="sub">via {d.server}</div>}
+                  </td>
                   <td>
-                    <span className={`state ${ready ? 'ok' : 'warn'}`}>{ready ? 'ready' : d.state}</span>
+                    <span className={`state ${ready ? 'ok' : 'warn'}`}>{ready ? 'ready' : d.state === 'device' ? 'not ready' : d.state}</span>
                     {!ready && d.guidance && <div className="sub guidance">{d.guidance}</div>}
                   </td>
                   <td className="num">
                     {d.ramTotalBytes > 0 ? `${formatBytes(d.ramAvailableBytes)} of ${formatBytes(d.ramTotalBytes)}` : '–'}
                   </td>
-                  <td className="num">{d.batteryPercent === null ? '–' : `${d.batteryPercent}%`}</td>
+                  <td className="num">
+                    {d.batteryPercent === null ? '–' : `${d.batteryPercent}%`}
+                    {d.batteryCharging && (
+                      <span className="charging" title="charging" aria-label="charging">
+                        {' '}⚡
+                      </span>
+                    )}
+                    {thermal.text && (
+                      <div className="sub" title={thermal.title}>
+                        {thermal.text}
+                      </div>
+                    )}
+                  </td>
                   <td>{d.androidVersion || '–'}</td>
                 </tr>
               );

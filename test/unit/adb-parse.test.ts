@@ -69,8 +69,8 @@ const BATTERY = [
 ].join('\r\n');
 
 test('parseBatteryDump: level/scale percent, tenths of a degree, no battery', () => {
-  assert.deepEqual(parseBatteryDump(BATTERY), { percent: 86, temperatureC: 28.7 });
-  assert.deepEqual(parseBatteryDump("Can't find service: battery\n"), { percent: null, temperatureC: null });
+  assert.deepEqual(parseBatteryDump(BATTERY), { percent: 86, temperatureC: 28.7, charging: true, status: 'charging' });
+  assert.deepEqual(parseBatteryDump("Can't find service: battery\n"), { percent: null, temperatureC: null, charging: null, status: null });
 });
 
 test('exit marker: appended command, parse with and without newline, CRLF, late stderr, cut stream', () => {

@@ -17,6 +17,8 @@ import {
 
 function device(serial: string, state = 'device'): DeviceInfo {
   return {
+    id: serial,
+    server: '127.0.0.1:5037',
     serial,
     state,
     guidance: state === 'device' ? '' : 'Unlock the phone and accept the USB debugging prompt.',
@@ -27,8 +29,12 @@ function device(serial: string, state = 'device'): DeviceInfo {
     abis: ['x86_64'],
     ramTotalBytes: 4 << 30,
     ramAvailableBytes: 3 << 30,
+    cpuCores: 4,
+    cpuMaxFreqsKHz: [1_800_000, 1_800_000, 2_400_000, 2_400_000],
     batteryPercent: 100,
+    batteryCharging: true,
     temperatureC: 30,
+    thermalZones: [],
     virtual: true,
   };
 }
@@ -111,11 +117,11 @@ test('the step bar only jumps to steps whose predecessors are complete', () => {
 test('device selection: ready phones auto-selected once, not-ready ones never, vanished ones dropped', () => {
   let s = reducer(initialState(), { type: 'devices-loaded', devices: [device('A'), device('X', 'unauthorized'), device('B')] });
   assert.deepEqual(s.devices.selected, ['A', 'B']);
-  s = run(s, { type: 'device-toggled', serial: 'A' }, { type: 'device-toggled', serial: 'X' });
+  s = run(s, { type: 'device-toggled', id: 'A' }, { type: 'device-toggled', id: 'X' });
   assert.deepEqual(s.devices.selected, ['B']);
   s = reducer(s, { type: 'devices-loaded', devices: [device('A'), device('C')] });
   assert.deepEqual(s.devices.selected, [], 'B vanished; the user had made a choice, so nothing is auto-selected');
-  s = reducer(s, { type: 'device-toggled', serial: 'C' });
+  s = reducer(s, { type: 'device-toggled', id: 'C' });
   assert.deepEqual(selectedReady(s), ['C']);
 });
 

@@ -27,7 +27,7 @@ export const methodParams = {
     modelPath: nonEmptyPath('model path'),
     datasetPath: nonEmptyPath('dataset path'),
     serials: z
-      .array(z.string().min(1), { error: 'serials must be a list of device serials' })
+      .array(z.string().min(1), { error: 'serials must be a list of device ids (server/serial) or serials' })
       .min(1, { error: 'select at least one device' }),
     steps: z.int({ error: 'steps must be a whole number' }).min(1, { error: 'steps must be at least 1' }).max(100_000, {
       error: 'steps must be at most 100000',

@@ -3,6 +3,13 @@
 
 /** A phone as seen through an adb server. `state` is adb's own word (device, unauthorized, offline, ...). */
 export interface DeviceInfo {
+  /**
+   * Stable id across adb servers: "<server>/<serial>", e.g. "127.0.0.1:5037/R58N12ABC". Select devices by it; a
+   * plain serial still selects a phone of the default server.
+   */
+  id: string;
+  /** The adb server that sees the phone, "host:port" (127.0.0.1:5037 is the local default). */
+  server: string;
   /** adb serial, e.g. "R58N12ABC" or "127.0.0.1:40101" for a TCP/virtual phone. */
   serial: string;
   state: string;
@@ -15,9 +22,37 @@ export interface DeviceInfo {
   abis: string[];
   ramTotalBytes: number;
   ramAvailableBytes: number;
+  /** Possible CPUs (/sys/devices/system/cpu/possible); 0 when unknown. */
+  cpuCores: number;
+  /** cpuinfo_max_freq per CPU in kHz, index = CPU number; null where unreadable, [] when unknown. */
+  cpuMaxFreqsKHz: Array<number | null>;
   batteryPercent: number | null;
+  /** true while charging, false on battery (or plugged but not charging); null when unknown. */
+  batteryCharging: boolean | null;
+  /** Battery temperature (dumpsys battery). */
   temperatureC: number | null;
+  /** Thermal zones with a usable reading (/sys/class/thermal/thermal_zone*), by zone number. */
+  thermalZones: DeviceThermalZone[];
   virtual: boolean;
+}
+
+export interface DeviceThermalZone {
+  zone: number;
+  /** The zone's type, e.g. "battery", "cpu-1-0-usr", "skin-therm". */
+  type: string;
+  tempC: number;
+}
+
+/** What device discovery knows about one adb server (shown while a server is down or restarting). */
+export interface AdbServerStatus {
+  /** "host:port". */
+  server: string;
+  /** connecting: first attempt; ready: the server answers (a watcher follows it live); unavailable: down (a watcher retries with back-off). */
+  state: 'connecting' | 'ready' | 'unavailable';
+  /** For a person: empty when ready, else what failed and when the next attempt is. */
+  message: string;
+  /** Delay before the next attempt while unavailable; null otherwise. */
+  retryInMs: number | null;
 }
 
 /** Layers [layerStart, layerEnd) of the model on one device. */
@@ -51,7 +86,15 @@ export interface PipelineSpan {
 export type TrainEvent =
   | { type: 'run-started'; runId: string; runDir: string; plan: TrainPlan; timeMs: number }
   | { type: 'phase'; runId: string; phase: string; detail: string; timeMs: number }
-  | { type: 'push-progress'; runId: string; serial: string; file: string; bytesSent: number; bytesTotal: number; timeMs: number }
+  /**
+   * A file going to a phone. bytesPerSec and etaMs (null while unknown) over the last few seconds; phase says what
+   * the deployer is doing (e.g. pushing, verifying, skipped: already on the phone); attempt counts retries from 1;
+   * resumedFromBytes is where a resumed push started.
+   */
+  | {
+      type: 'push-progress'; runId: string; serial: string; file: string; bytesSent: number; bytesTotal: number; timeMs: number;
+      bytesPerSec?: number; etaMs?: number | null; phase?: string; attempt?: number; resumedFromBytes?: number;
+    }
   | { type: 'step'; runId: string; step: number; totalSteps: number; loss: number; lr: number; tokPerSec: number; timeMs: number }
   | { type: 'timeline'; runId: string; step: number; gradNorm: number; relayBytes: number; spans: PipelineSpan[]; timeMs: number }
   /** busyMs: the agent's compute time during this step (not cumulative). */

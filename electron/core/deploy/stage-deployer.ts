@@ -9,12 +9,22 @@ export interface DeployedAgent {
   stagePath: string;
   /** Stops the agent and releases its tunnel; safe to call twice. */
   stop(): Promise<void>;
+  /** After a failure: what the device can tell about it (e.g. the agent's log tail); may reject when it is gone. */
+  diagnose?(): Promise<string>;
 }
 
 export interface PushProgress {
   file: string;
   bytesSent: number;
   bytesTotal: number;
+  /** Speed over the last seconds and time left at it (null until known); absent where nothing is pushed. */
+  bytesPerSec?: number;
+  etaMs?: number | null;
+  /** 'checking' the phone, 'pushing', 'verifying', 'skipped' (the phone had the same sha256) or 'done'. */
+  phase?: 'checking' | 'pushing' | 'verifying' | 'skipped' | 'done';
+  /** 1 for the first try; later tries resume from resumedFromBytes. */
+  attempt?: number;
+  resumedFromBytes?: number;
 }
 
 export interface StageDeployer {

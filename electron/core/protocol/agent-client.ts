@@ -99,7 +99,7 @@ function errorHint(code: number): string {
   return '';
 }
 
-export type ConnectionFailure = 'closed' | 'timeout' | 'aborted' | 'protocol' | 'stream-error' | 'shut-down';
+export type ConnectionFailure = 'closed' | 'timeout' | 'aborted' | 'protocol' | 'stream-error' | 'shut-down' | 'heartbeat';
 
 /** The connection is gone or unusable: closed by either side, timed out, aborted, or the bytes made no sense. */
 export class AgentConnectionError extends Error {
@@ -281,6 +281,19 @@ export class AgentClient {
   close(): void {
     const message = `the host closed the connection to agent on ${this.label}`;
     this.fail(new AgentConnectionError('closed', this.label, message));
+  }
+
+  /**
+   * Ends the session for a reason seen outside it (a heartbeat that lost the phone, a cancelled run): the request
+   * in flight, the queued ones and every later one reject with `message`. Idempotent; the first reason wins.
+   */
+  terminate(reason: ConnectionFailure, message: string): void {
+    this.fail(new AgentConnectionError(reason, this.label, message));
+  }
+
+  /** True while a request is on the wire (the agent is working on it). */
+  get busy(): boolean {
+    return this.inFlight !== undefined || this.queue.length > 0;
   }
 
   /** Queues a request; requests go out one at a time, in call order. */

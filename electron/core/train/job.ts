@@ -104,24 +104,60 @@ async function evaluate(stages: StageHandle[], micros: MicroBatch[]): Promise<nu
 
 async function deployStages(o: TrainJobOptions, folder: ModelFolder, planned: PlannedStage[], emit: (e: TrainEvent) => void, runId: string, agents: DeployedAgent[]): Promise<void> {
   await mkdir(o.cacheDir, { recursive: true });
-  await Promise.all(
+  // One failed phone cancels the other pushes (no point finishing a GiB for a run that cannot start), and every
+  // deployment is waited for, so each agent that did start is in `agents` for the caller to stop.
+  const siblings = new AbortController();
+  const onOuterAbort = () => siblings.abort();
+  o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  if (o.signal?.aborted) siblings.abort();
+  const settled = await Promise.allSettled(
     planned.map(async (st, s) => {
-      const stageFile = join(o.cacheDir, `${runId}-stage${s}-layers${st.layerStart}-${st.layerEnd}.cfst`);
-      const packed = await packStage(folder, st, stageFile, { weightFormat: o.weightFormat });
-      if (packed.fallbacks.length) emit({ type: 'phase', runId, phase: 'deploy', detail: `${st.serial}: ${packed.fallbacks.length} matrices kept as f16 (${packed.fallbacks[0]!.reason})`, timeMs: Date.now() });
-      const agent = await o.deployer.deploy(st.serial, stageFile, {
-        memoryBudgetBytes: o.devices[s].budgetBytes,
-        signal: o.signal,
-        onProgress: (p) => emit({ type: 'push-progress', runId, serial: st.serial, file: p.file, bytesSent: p.bytesSent, bytesTotal: p.bytesTotal, timeMs: Date.now() }),
-      });
-      agents.push(agent);
-      const loaded = await agent.client.loadStage({ path: agent.stagePath, loraRank: o.loraRank, loraAlpha: o.loraAlpha, targetMask: targetMask(o.loraModules), flags: 0 });
-      if (loaded.layerStart !== st.layerStart || loaded.layerEnd !== st.layerEnd) {
-        throw new Error(`${st.serial} loaded layers [${loaded.layerStart}, ${loaded.layerEnd}) but the plan says [${st.layerStart}, ${st.layerEnd})`);
+      try {
+        const stageFile = join(o.cacheDir, `${runId}-stage${s}-layers${st.layerStart}-${st.layerEnd}.cfst`);
+        const packed = await packStage(folder, st, stageFile, { weightFormat: o.weightFormat });
+        if (packed.fallbacks.length) emit({ type: 'phase', runId, phase: 'deploy', detail: `${st.serial}: ${packed.fallbacks.length} matrices kept as f16 (${packed.fallbacks[0]!.reason})`, timeMs: Date.now() });
+        if (siblings.signal.aborted) throw new Error(`deployment to ${st.serial} was cancelled`);
+        const agent = await o.deployer.deploy(st.serial, stageFile, {
+          memoryBudgetBytes: o.devices[s].budgetBytes,
+          signal: siblings.signal,
+          onProgress: (p) => {
+            if (p.phase === 'skipped') {
+              emit({ type: 'phase', runId, phase: 'deploy', detail: `${st.serial}: ${p.file} is already on the phone (same sha256), not pushed again`, timeMs: Date.now() });
+            }
+            emit({ type: 'push-progress', runId, serial: st.serial, file: p.file, bytesSent: p.bytesSent, bytesTotal: p.bytesTotal,
+              bytesPerSec: p.bytesPerSec, etaMs: p.etaMs, phase: p.phase, attempt: p.attempt, resumedFromBytes: p.resumedFromBytes, timeMs: Date.now() });
+          },
+        });
+        agents.push(agent);
+        const loaded = await agent.client.loadStage({ path: agent.stagePath, loraRank: o.loraRank, loraAlpha: o.loraAlpha, targetMask: targetMask(o.loraModules), flags: 0 });
+        if (loaded.layerStart !== st.layerStart || loaded.layerEnd !== st.layerEnd) {
+          throw new Error(`${st.serial} loaded layers [${loaded.layerStart}, ${loaded.layerEnd}) but the plan says [${st.layerStart}, ${st.layerEnd})`);
+        }
+        await agent.client.setLora(initialLora(folder.config, st.layerStart, st.layerEnd, o.loraRank, o.loraModules, o.seed));
+      } catch (e) {
+        siblings.abort();
+        throw e;
       }
-      await agent.client.setLora(initialLora(folder.config, st.layerStart, st.layerEnd, o.loraRank, o.loraModules, o.seed));
     }),
   );
+  o.signal?.removeEventListener('abort', onOuterAbort);
+  // The first real failure, not the cancellations it caused in the other deployments.
+  const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+  if (failures.length) throw failures.find((e) => !/cancelled/.test(e?.message ?? '')) ?? failures[0];
+}
+
+/** After a failure: the error plus what a failed device can tell (its agent log), when it can still be asked. */
+async function explainFailure(e: unknown, agents: DeployedAgent[]): Promise<string> {
+  let error = (e as Error)?.message ?? String(e);
+  const failed = agents.filter((a) => !a.client.isOpen && a.diagnose && error.includes(a.serial));
+  for (const a of failed) {
+    const said = await Promise.race([
+      a.diagnose!().catch(() => ''),
+      new Promise<string>((r) => setTimeout(() => r(''), 3000).unref()),
+    ]);
+    if (said) error += `\n${said}`;
+  }
+  return error;
 }
 
 export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
@@ -155,6 +191,11 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
 
   const agents: DeployedAgent[] = [];
   const phase = (p: string, detail: string) => emit({ type: 'phase', runId: run.runId, phase: p, detail, timeMs: Date.now() });
+  // Cancel ends every agent session at once, so a request in flight (a long FORWARD) rejects now, not when it ends.
+  const onAbort = () => {
+    for (const a of agents) a.client.terminate('aborted', `training was stopped (agent on ${a.serial} ended)`);
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     phase('deploy', `packing (${o.weightFormat} base weights) and pushing ${planned.length} stages via ${o.deployer.description}`);
     await deployStages(o, folder, planned, emit, run.runId, agents);
@@ -241,12 +282,14 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     emit({ type: 'run-finished', runId: run.runId, runDir: run.dir, ok: true, timeMs: Date.now() });
     return { runId: run.runId, runDir: run.dir, adapterDir: run.adapterDir, losses, evalLossBefore, evalLossAfter, samplesBefore, samplesAfter, tokPerSec, plan };
   } catch (e) {
-    const error = (e as Error).message;
+    const error = o.signal?.aborted ? 'training was stopped' : await explainFailure(e, agents);
+    if (e instanceof Error && error !== e.message) e.message = error;
     Object.assign(summary, { status: 'failed', error });
     await run.writeRunJson(summary);
     emit({ type: 'run-finished', runId: run.runId, runDir: run.dir, ok: false, error, timeMs: Date.now() });
     throw e;
   } finally {
+    o.signal?.removeEventListener('abort', onAbort);
     await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
   }
 }

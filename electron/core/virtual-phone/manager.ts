@@ -1,12 +1,14 @@
 // Starts and stops fleets of virtual phones as child processes (one sandbox each under a root folder), attaches
-// them to an adb server with `adb connect` and waits until adb says "device". Backs `confidant virtual
-// start|stop|list` and the demo. Not the phone itself (phone.ts) and not device discovery (adb/devices.ts).
+// them to an adb server with `adb connect` and waits until adb says "device" (or "unauthorized" for phones that
+// start unauthorised), and lets such phones be authorised later. Backs `confidant virtual start|stop|list|authorize`
+// and the demo. Not the phone itself (phone.ts) and not device discovery (adb/devices.ts, adb/watch.ts).
 import { spawn } from 'node:child_process';
 import type { Device } from '@devicefarmer/adbkit';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAdb, type Adb, type AdbEndpoint } from '../adb/client.js';
+import { DEFAULT_ADB_ENDPOINT, createAdb, type Adb, type AdbEndpoint } from '../adb/client.js';
+import { serverKey } from '../adb/servers.js';
 import { killSandboxProcesses } from './reap.js';
 
 export interface StartVirtualPhonesOptions {
@@ -23,6 +25,19 @@ export interface StartVirtualPhonesOptions {
   readyTimeoutMs?: number;
   /** Extra flags for main.js, e.g. ['--verbose']. */
   extraArgs?: string[];
+  /** The phones start unauthorised: adb lists them as "unauthorized" until authorizeVirtualPhones(). */
+  unauthorized?: boolean;
+  /** What the phones report about themselves beyond RAM and cores (same for every phone of this start). */
+  profile?: VirtualPhoneProfile;
+}
+
+export interface VirtualPhoneProfile {
+  /** cpuinfo_max_freq per core in kHz (length = cores, or one value for all); default from the core count. */
+  cpuMaxFreqsKHz?: number[];
+  socModel?: string;
+  batteryPercent?: number;
+  batteryTemperatureC?: number;
+  batteryCharging?: boolean;
 }
 
 export interface VirtualPhoneRecord {
@@ -37,6 +52,8 @@ export interface VirtualPhoneRecord {
   ramBytes: number;
   cores: number;
   adb: AdbEndpoint;
+  /** Started unauthorised (records written before this field existed read as false). */
+  unauthorized?: boolean;
 }
 
 const STATE_FILE = 'virtual-phones.json';
@@ -106,6 +123,8 @@ async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adb
     virtualPhoneMainPath(), '--port', '0', '--sandbox', sandboxDir, '--ram-mb', String(ramMb), '--cores', String(cores),
     '--name', name, '--serial', `CONFVIRT${String(index).padStart(4, '0')}`,
     ...(options.detached ? [] : ['--parent-pid', String(process.pid)]),
+    ...profileArgs(options.profile),
+    ...(options.unauthorized ? ['--unauthorized'] : []),
     ...(options.extraArgs ?? []),
   ];
   // Own process group: a Ctrl-C aimed at the CLI does not hit the phones before they are detached from adb.
@@ -136,18 +155,40 @@ async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adb
   child.unref();
   return {
     index, name, serial: `127.0.0.1:${port}`, port, pid: child.pid!, sandboxDir, logFile,
-    ramBytes: ramMb * 1024 * 1024, cores, adb: adbEndpoint,
+    ramBytes: ramMb * 1024 * 1024, cores, adb: adbEndpoint, unauthorized: !!options.unauthorized,
   };
 }
 
-/** Waits until `adb devices` lists every serial as "device" (an `adb connect`ed device is "offline" until CNXN). */
-async function waitForState(adb: Adb, serials: string[], timeoutMs: number): Promise<void> {
+function profileArgs(p: VirtualPhoneProfile | undefined): string[] {
+  if (!p) return [];
+  return [
+    ...(p.cpuMaxFreqsKHz ? ['--cpu-max-khz', p.cpuMaxFreqsKHz.join(',')] : []),
+    ...(p.socModel ? ['--soc', p.socModel] : []),
+    ...(p.batteryPercent !== undefined ? ['--battery-percent', String(p.batteryPercent)] : []),
+    ...(p.batteryTemperatureC !== undefined ? ['--battery-temp-c', String(p.batteryTemperatureC)] : []),
+    ...(p.batteryCharging !== undefined ? ['--charging', p.batteryCharging ? '1' : '0'] : []),
+  ];
+}
+
+/** Virtual phones listen on 127.0.0.1: only an adb server on this machine can `adb connect` them. */
+function checkLocalServer(endpoint: AdbEndpoint): void {
+  if (!/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(endpoint.host)) {
+    throw new Error(`virtual phones listen on 127.0.0.1 only, so adb server ${serverKey(endpoint)} on another machine ` +
+      'cannot reach them: start them with an adb server of this machine (e.g. --adb 127.0.0.1:5037)');
+  }
+}
+
+/**
+ * Waits until `adb devices` lists every serial in `want` ("device", or "unauthorized" for unauthorised phones; an
+ * `adb connect`ed device is "offline" until the handshake and "authorizing" while adb tries its keys).
+ */
+async function waitForState(adb: Adb, serials: string[], timeoutMs: number, want = 'device'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     const devices = await adb.call<Device[]>('adb devices', () => adb.client.listDevices(), 10_000);
     const states = new Map(devices.map((d) => [d.id, String(d.type)]));
-    const waiting = serials.filter((s) => states.get(s) !== 'device');
+    const waiting = serials.filter((s) => states.get(s) !== want);
     if (waiting.length === 0) return;
     last = waiting.map((s) => `${s}: ${states.get(s) ?? 'not listed'}`).join(', ');
     if (Date.now() > deadline) throw new Error(`virtual phones not ready in adb after ${timeoutMs} ms (${last})`);
@@ -161,6 +202,7 @@ export async function startVirtualPhones(options: StartVirtualPhonesOptions): Pr
   const rootDir = resolve(options.rootDir);
   const opts = { ...options, rootDir };
   const adb = createAdb(options.adb);
+  checkLocalServer(adb.endpoint);
   const existing = listVirtualPhones(rootDir).filter((r) => r.alive);
   const firstIndex = existing.reduce((m, r) => Math.max(m, r.index), 0) + 1;
   const started: VirtualPhoneRecord[] = [];
@@ -168,9 +210,15 @@ export async function startVirtualPhones(options: StartVirtualPhonesOptions): Pr
     for (let i = 0; i < options.count; i++) started.push(await spawnPhone(firstIndex + i, opts, adb.endpoint));
     writeState(rootDir, [...existing.map(({ alive: _alive, ...r }) => r), ...started]);
     for (const r of started) {
-      await adb.call(`adb connect ${r.serial}`, () => adb.client.connect('127.0.0.1', r.port), 15_000);
+      try {
+        await adb.call(`adb connect ${r.serial}`, () => adb.client.connect('127.0.0.1', r.port), 15_000);
+      } catch (err) {
+        // adb answers "failed to authenticate to HOST:PORT" for a phone that refuses it, yet keeps it listed as
+        // "unauthorized", which is what an unauthorised phone is for.
+        if (!(options.unauthorized && /failed to authenticate/.test((err as Error).message))) throw err;
+      }
     }
-    await waitForState(adb, started.map((r) => r.serial), options.readyTimeoutMs ?? 20_000);
+    await waitForState(adb, started.map((r) => r.serial), options.readyTimeoutMs ?? 20_000, options.unauthorized ? 'unauthorized' : 'device');
     return started;
   } catch (err) {
     for (const r of started) await stopOne(adb, r).catch(() => undefined);
@@ -194,16 +242,40 @@ async function stopOne(adb: Adb, r: VirtualPhoneRecord): Promise<void> {
   await killSandboxProcesses(r.sandboxDir, 1000);
 }
 
-/** Stops the recorded phones under rootDir (all, or those whose serial is listed); returns what it stopped. */
+/**
+ * Stops the recorded phones under rootDir: all, those whose serial is listed, and/or those attached to the given
+ * adb server. Returns what it stopped.
+ */
 export async function stopVirtualPhones(rootDir: string, options: { adb?: Partial<AdbEndpoint>; serials?: string[] } = {}): Promise<VirtualPhoneRecord[]> {
   const root = resolve(rootDir);
   const records = readState(root);
-  const chosen = options.serials ? records.filter((r) => options.serials!.includes(r.serial)) : records;
+  const server = options.adb ? serverKey({ ...DEFAULT_ADB_ENDPOINT, ...options.adb }) : null;
+  const chosen = records.filter((r) => (!options.serials || options.serials.includes(r.serial)) && (!server || serverKey(r.adb) === server));
   for (const r of chosen) {
-    await stopOne(createAdb(options.adb ?? r.adb), r);
+    await stopOne(createAdb(r.adb), r);
   }
   writeState(root, records.filter((r) => !chosen.includes(r)));
   return chosen;
+}
+
+/**
+ * The user taps "Allow" on unauthorised phones (the running ones under rootDir, or those listed): each is told so
+ * (SIGUSR2), and this waits until its adb server lists it as "device". Returns the serials authorised.
+ */
+export async function authorizeVirtualPhones(rootDir: string, options: { serials?: string[]; timeoutMs?: number } = {}): Promise<string[]> {
+  const root = resolve(rootDir);
+  const records = listVirtualPhones(root).filter((r) => r.alive && (options.serials ? options.serials.includes(r.serial) : r.unauthorized));
+  const missing = (options.serials ?? []).filter((s) => !records.some((r) => r.serial === s));
+  if (missing.length > 0) throw new Error(`no running virtual phone ${missing.join(', ')} under ${root} (see \`confidant virtual list\`)`);
+  for (const r of records) process.kill(r.pid, 'SIGUSR2');
+  const byServer = new Map<string, VirtualPhoneRecord[]>();
+  for (const r of records) byServer.set(serverKey(r.adb), [...(byServer.get(serverKey(r.adb)) ?? []), r]);
+  for (const group of byServer.values()) {
+    await waitForState(createAdb(group[0]!.adb), group.map((r) => r.serial), options.timeoutMs ?? 10_000);
+  }
+  const authorised = new Set(records.map((r) => r.serial));
+  writeState(root, readState(root).map((r) => (authorised.has(r.serial) ? { ...r, unauthorized: false } : r)));
+  return records.map((r) => r.serial);
 }
 
 /** The recorded phones under rootDir, with whether each process is still alive. */

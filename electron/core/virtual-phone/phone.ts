@@ -1,9 +1,10 @@
 // One virtual phone: a loopback TCP listener that speaks the device side of the ADB transport (attach it with
-// `adb connect 127.0.0.1:PORT`), serving shell, sync and tcp inside its sandbox. Not a process entry (main.ts).
+// `adb connect 127.0.0.1:PORT`), serving shell, sync and tcp inside its sandbox. It may start unauthorized (adb
+// lists it as "unauthorized" until authorize(), the user tapping "Allow"). Not a process entry (main.ts).
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { SANDBOX_MARKER_ENV, findSandboxProcesses, killSandboxProcesses, residentBytes } from './reap.js';
-import { checkSandboxDir, prepareSandbox, writeMeminfo, type PhoneIdentity } from './sandbox.js';
+import { checkSandboxDir, defaultCpuMaxFreqsKHz, prepareSandbox, writeMeminfo, type PhoneIdentity } from './sandbox.js';
 import { openShell } from './services/shell.js';
 import { openSync } from './services/sync.js';
 import { openTcp } from './services/tcp.js';
@@ -19,8 +20,15 @@ export interface VirtualPhoneOptions {
   modelName: string;
   /** ro.serialno. */
   serialNumber: string;
+  /** cpuinfo_max_freq per core in kHz (length = cores); default: big.LITTLE clusters from the core count. */
+  cpuMaxFreqsKHz?: number[];
+  /** ro.soc.model (default "Virtual x86_64 SoC"). */
+  socModel?: string;
   batteryPercent?: number;
   batteryTemperatureC?: number;
+  batteryCharging?: boolean;
+  /** Start without authorising any host: adb shows "unauthorized" until authorize() (default false). */
+  unauthorized?: boolean;
   log?: (line: string) => void;
 }
 
@@ -33,18 +41,40 @@ export class VirtualPhone {
   private readonly shellGroups = new Set<number>();
   private readonly identity: PhoneIdentity;
   private boundPort = 0;
+  private authorized: boolean;
 
   constructor(private readonly options: VirtualPhoneOptions) {
     this.sandboxDir = checkSandboxDir(options.sandboxDir);
     if (!(options.ramBytes > 0)) throw new Error(`virtual phone RAM must be positive, got ${options.ramBytes} bytes`);
+    if (!(Number.isInteger(options.cores) && options.cores >= 1)) throw new Error(`virtual phone cores must be a whole number >= 1, got ${options.cores}`);
+    const freqs = options.cpuMaxFreqsKHz ?? defaultCpuMaxFreqsKHz(options.cores);
+    if (freqs.length !== options.cores || freqs.some((f) => !(Number.isInteger(f) && f > 0))) {
+      throw new Error(`virtual phone needs one positive max frequency (kHz) per core: ${options.cores} cores, got [${freqs.join(', ')}]`);
+    }
     this.identity = {
       modelName: options.modelName,
       serialNumber: options.serialNumber,
       ramBytes: options.ramBytes,
       cores: options.cores,
+      cpuMaxFreqsKHz: freqs,
+      socModel: options.socModel ?? 'Virtual x86_64 SoC',
       batteryPercent: options.batteryPercent ?? 100,
       batteryTemperatureC: options.batteryTemperatureC ?? 30,
+      batteryCharging: options.batteryCharging ?? true,
     };
+    this.authorized = !options.unauthorized;
+  }
+
+  get isAuthorized(): boolean {
+    return this.authorized;
+  }
+
+  /** The user allowed debugging: every host waiting at the prompt is connected, and later hosts are accepted. */
+  authorize(): void {
+    if (this.authorized) return;
+    this.authorized = true;
+    this.log('debugging allowed: accepting waiting hosts');
+    for (const t of this.transports) t.authorizationGranted();
   }
 
   get port(): number {
@@ -93,6 +123,7 @@ export class VirtualPhone {
       banner: { productName: 'vphone_x86_64', model: this.options.modelName.replace(/\s+/g, '_'), device: 'vphone_x86_64', features: [] },
       openService: (service, stream) => this.openService(service, stream),
       maxPayloadBytes: 256 * 1024,
+      isAuthorized: () => this.authorized,
       log: (line) => this.log(line),
     });
     this.transports.add(transport);

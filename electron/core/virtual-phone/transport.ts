@@ -1,11 +1,20 @@
-// Device side of one ADB transport connection (what adbd does on a TCP socket): CNXN handshake without auth,
-// OPEN/OKAY/WRTE/CLSE stream multiplexing with one WRTE in flight per stream. It is not a service: what a
-// stream does is decided by the `openService` callback. Spec: AOSP packages/modules/adb/protocol.md.
+// Device side of one ADB transport connection (what adbd does on a TCP socket): the CNXN handshake, with the AUTH
+// exchange of a phone that has not allowed this host yet, then OPEN/OKAY/WRTE/CLSE stream multiplexing with one
+// WRTE in flight per stream. It is not a service: what a stream does is decided by the `openService` callback.
+// Spec: AOSP packages/modules/adb/protocol.md (CONNECT, AUTH) and adb's adb_auth_host.cpp for the host's side.
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import {
   A_AUTH, A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_STLS, A_VERSION_SKIP_CHECKSUM, A_WRTE, MAX_PAYLOAD_BYTES_LIMIT,
   MessageReader, commandName, encodeMessage, type AdbMessage,
 } from './adb-message.js';
+
+/** AUTH arg0 (protocol.md): the device's random token, the host's signature of it, the host's public key. */
+export const ADB_AUTH_TOKEN = 1;
+export const ADB_AUTH_SIGNATURE = 2;
+export const ADB_AUTH_RSAPUBLICKEY = 3;
+/** adbd's token length (TOKEN_SIZE). */
+const AUTH_TOKEN_BYTES = 20;
 
 /** What a service does with the bytes the host writes to its stream, and when the host closes it. */
 export interface StreamHandler {
@@ -42,6 +51,12 @@ export interface TransportOptions {
   openService: ServiceOpener;
   /** Our CNXN max payload; the effective one is min(ours, host's). */
   maxPayloadBytes?: number;
+  /**
+   * Whether the host may connect (default: always). While false the phone answers CNXN with AUTH tokens, refuses
+   * every signature, and keeps the host's public key waiting at the "Allow debugging?" prompt; adb lists it as
+   * "unauthorized". authorizationGranted() lets waiting hosts in.
+   */
+  isAuthorized?: () => boolean;
   log?: (line: string) => void;
 }
 
@@ -149,6 +164,9 @@ export class DeviceTransport {
   private readonly streams = new Map<number, Stream>();
   private nextDeviceId = 1;
   private connected = false;
+  /** The host's CNXN arrived and we answered with AUTH instead of CNXN. */
+  private authenticating = false;
+  private hostMaxPayloadBytes = 4096;
   private dead = false;
   private readonly ourMaxPayloadBytes: number;
   effectiveMaxPayloadBytes: number;
@@ -202,19 +220,22 @@ export class DeviceTransport {
       case A_CNXN: {
         // A (re)connect resets every stream, like adbd's handle_new_connection.
         for (const stream of [...this.streams.values()]) stream.drop();
-        const hostMax = m.arg1 > 0 ? m.arg1 : 4096;
-        this.effectiveMaxPayloadBytes = Math.min(hostMax, this.ourMaxPayloadBytes);
-        this.connected = true;
-        const b = this.options.banner;
-        const banner = `device::ro.product.name=${b.productName};ro.product.model=${b.model};` +
-          `ro.product.device=${b.device};features=${b.features.join(',')}`;
-        this.send(A_CNXN, A_VERSION_SKIP_CHECKSUM, this.ourMaxPayloadBytes, Buffer.from(banner, 'utf8'));
-        this.log(`CNXN from host (version 0x${m.arg0.toString(16)}, max payload ${hostMax} bytes): ${m.payload.toString('utf8').replace(/\0+$/, '')}`);
+        this.connected = false;
+        this.hostMaxPayloadBytes = m.arg1 > 0 ? m.arg1 : 4096;
+        this.log(`CNXN from host (version 0x${m.arg0.toString(16)}, max payload ${this.hostMaxPayloadBytes} bytes): ${m.payload.toString('utf8').replace(/\0+$/, '')}`);
+        if (this.options.isAuthorized && !this.options.isAuthorized()) {
+          this.authenticating = true;
+          this.sendAuthToken();
+          return;
+        }
+        this.sendConnect();
         return;
       }
       case A_AUTH:
+        this.onAuth(m);
+        return;
       case A_STLS:
-        // We never ask for auth or TLS; a host sending these is confused, so say so and carry on.
+        // We never offer TLS; a host sending it is confused, so say so and carry on.
         this.log(`ignoring unexpected ${commandName(m.command)} from host`);
         return;
       case A_OPEN:
@@ -234,6 +255,47 @@ export class DeviceTransport {
         return;
       default:
         this.log(`ignoring unknown command ${commandName(m.command)}`);
+    }
+  }
+
+  /** The user allowed debugging: a host waiting in the AUTH exchange is connected now. */
+  authorizationGranted(): void {
+    if (this.authenticating && !this.connected && !this.dead) this.sendConnect();
+  }
+
+  private sendConnect(): void {
+    this.authenticating = false;
+    this.effectiveMaxPayloadBytes = Math.min(this.hostMaxPayloadBytes, this.ourMaxPayloadBytes);
+    this.connected = true;
+    const b = this.options.banner;
+    const banner = `device::ro.product.name=${b.productName};ro.product.model=${b.model};` +
+      `ro.product.device=${b.device};features=${b.features.join(',')}`;
+    this.send(A_CNXN, A_VERSION_SKIP_CHECKSUM, this.ourMaxPayloadBytes, Buffer.from(banner, 'utf8'));
+  }
+
+  private sendAuthToken(): void {
+    this.send(A_AUTH, ADB_AUTH_TOKEN, 0, randomBytes(AUTH_TOKEN_BYTES));
+  }
+
+  /**
+   * The host signs our token with each of its keys (we refuse each: no key is trusted yet, so we answer with a
+   * fresh token); when it has no key left it sends its public key, and real adbd shows the prompt. adb lists the
+   * phone as "authorizing" during the signatures and "unauthorized" once the public key is out.
+   */
+  private onAuth(m: AdbMessage): void {
+    if (!this.authenticating || this.connected) {
+      this.log(`ignoring AUTH type ${m.arg0} outside the handshake`);
+      return;
+    }
+    const allowed = !this.options.isAuthorized || this.options.isAuthorized();
+    if (m.arg0 === ADB_AUTH_SIGNATURE) {
+      if (allowed) this.sendConnect();
+      else this.sendAuthToken();
+    } else if (m.arg0 === ADB_AUTH_RSAPUBLICKEY) {
+      if (allowed) this.sendConnect();
+      else this.log(`host public key received (${m.payload.length} bytes): waiting at the "Allow debugging?" prompt`);
+    } else {
+      this.log(`ignoring AUTH of unknown type ${m.arg0}`);
     }
   }
 
