@@ -15,7 +15,7 @@ const USAGE = `usage: confidant <command> [options]
                                            unready ones; ids are host:port/serial
   virtual start|stop|list|authorize        virtual phones attached to adb (--count N --ram 3GiB --cores 4
                                            --unauthorized --adb host:port)
-  train [--model DIR] [--data FILE] [--devices a,b] [--steps N] [--json]
+  train [--model DIR] [--data FILE] [--devices a,b] [--adb host:port]... [--steps N] [--json]
         [--weight-format f32|f16|int8|q4_0|fp4] [--rank R] [--lr X] [--seq-len T]
         [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
   export --run runs/<id> --format peft --out DIR

@@ -7,19 +7,20 @@ import { join, resolve } from 'node:path';
 import type { ConfidantService, DatasetPreview, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
 import type { DeviceInfo, TrainEvent } from './api/types.js';
 import { connectAdb, createAdb, type Adb } from './adb/client.js';
-import { adbServerList, parseAdbServer, resolveDevices, serverKey } from './adb/servers.js';
+import { adbServerList, parseAdbServer, serverKey } from './adb/servers.js';
 import { DeviceWatchers } from './adb/watch.js';
 import { startVirtualPhones, stopVirtualPhones } from './virtual-phone/manager.js';
 import { openModelFolder } from './model/model-folder.js';
 import { loadTokenizer } from './model/tokenizer.js';
 import { packStage } from './model/stage-pack.js';
 import { readTextDataset } from './data/text-dataset.js';
-import { AdbDeployer, stopAllAdbAgents } from './deploy/adb-deployer.js';
+import { stopAllAdbAgents } from './deploy/adb-deployer.js';
+import { deployerForServers } from './deploy/multi-server-deployer.js';
 import { LocalDeployer } from './deploy/local-agent.js';
 import { copyRunAdapter } from './export/copy-adapter.js';
 import { readPeftAdapter } from './export/peft.js';
 import { bundledPaths, type BundledPaths } from './paths.js';
-import { planDevices, readyDevices } from './train/training-devices.js';
+import { chooseTrainingDevices } from './train/training-devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from './train/job.js';
 import { LORA_MODULES, targetMask } from './train/lora-modules.js';
 import { initialLora } from './train/lora-init.js';
@@ -130,16 +131,10 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     },
 
     async startTraining(p: ParamsOf<'startTraining'>): Promise<{ runId: string }> {
-      const a = await getAdb();
-      // Ids (server/serial) or plain serials of the local server. The deployer talks to one adb server.
-      const all = await currentDevices();
-      const chosen = resolveDevices(all, p.serials, defaultServer);
-      const elsewhere = chosen.filter((d) => d.server !== defaultServer);
-      if (elsewhere.length > 0) {
-        throw new Error(`training on phones of another adb server is not supported yet: ${elsewhere.map((d) => d.id).join(', ')} ` +
-          `(train on phones of ${defaultServer}, or run Confidant on the machine those phones are plugged into)`);
-      }
-      const devices = planDevices(readyDevices(all.filter((d) => d.server === defaultServer), chosen.map((d) => d.serial)));
+      await getAdb();
+      // Ids (server/serial) or plain serials of the local server; each server's phones through that server.
+      const devices = chooseTrainingDevices(await currentDevices(), p.serials, defaultServer);
+      const deployer = deployerForServers((await getWatchers()).watchers.map((w) => w.adb), devices, paths.agentBinaries);
       const abort = new AbortController();
       let resolveStarted!: (runId: string) => void;
       const started = new Promise<string>((res) => (resolveStarted = res));
@@ -150,7 +145,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         runsDir,
         cacheDir,
         devices,
-        deployer: new AdbDeployer(a, paths.agentBinaries),
+        deployer,
         steps: p.steps,
         weightFormat: p.weightFormat ?? DEFAULT_TRAIN_SETTINGS.weightFormat,
         signal: abort.signal,

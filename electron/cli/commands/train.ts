@@ -3,10 +3,12 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { bundledPaths } from '../../core/paths.js';
 import { openModelFolder } from '../../core/model/model-folder.js';
-import { connectAdb } from '../../core/adb/client.js';
-import { listDevices } from '../../core/adb/devices.js';
-import { AdbDeployer } from '../../core/deploy/adb-deployer.js';
-import { planDevices, readyDevices } from '../../core/train/training-devices.js';
+import { connectAdb, createAdb } from '../../core/adb/client.js';
+import { listDevicesOnServers } from '../../core/adb/devices.js';
+import { serverKey } from '../../core/adb/servers.js';
+import { deployerForServers } from '../../core/deploy/multi-server-deployer.js';
+import { chooseTrainingDevices } from '../../core/train/training-devices.js';
+import { adbServersFromOptions } from './devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
 import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
@@ -29,6 +31,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       seed: { type: 'string' },
       'runs-dir': { type: 'string' },
       'adb-port': { type: 'string' },
+      adb: { type: 'string', multiple: true },
       json: { type: 'boolean' },
     },
   });
@@ -41,9 +44,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (!isWeightFormat(weightFormat)) throw new UsageError(`--weight-format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${weightFormat}"`);
   const modelDir = resolve(values.model ?? paths.modelDir);
   await openModelFolder(modelDir); // a bad model folder is reported before any phone is touched
-  const adb = await connectAdb({ port: values['adb-port'] ? Number(values['adb-port']) : undefined });
-  const infos = readyDevices(await listDevices(adb), values.devices?.split(',').filter(Boolean));
-  if (infos.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
+  // The local adb server (checked: a clear error when it is down) and any --adb host:port servers.
+  const servers = adbServersFromOptions(values);
+  const adbs = [await connectAdb(servers[0]), ...servers.slice(1).map((ep) => createAdb(ep))];
+  const { devices: all, servers: statuses } = await listDevicesOnServers(adbs);
+  for (const st of statuses) if (st.state !== 'ready') console.error(`adb server ${st.server}: ${st.message}`);
+  const devices = chooseTrainingDevices(all, values.devices?.split(',').filter(Boolean), serverKey(servers[0]!));
+  if (devices.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
   const json = values.json ?? false;
   const result = await runTrainJob({
     ...d,
@@ -51,8 +58,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     datasetPath: resolve(values.data ?? paths.datasetPath),
     runsDir: resolve(values['runs-dir'] ?? paths.runsDir),
     cacheDir: paths.cacheDir,
-    devices: planDevices(infos),
-    deployer: new AdbDeployer(adb, paths.agentBinaries),
+    devices,
+    deployer: deployerForServers(adbs, devices, paths.agentBinaries),
     steps: parseCount(values.steps, '--steps', d.steps),
     microBatches: parseCount(values['micro-batches'], '--micro-batches', d.microBatches),
     microBatchSize: parseCount(values['micro-batch-size'], '--micro-batch-size', d.microBatchSize),
