@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: compiler + cmake for the agent and kernels, the real adb server, Chromium for UI tests; the arm64
 # cross compiler and qemu-user for the arm64 agent and its tests (scripts/build-arm64.sh); an OpenCL ICD loader,
-# headers and pocl (a CPU OpenCL driver) for the OpenCL backend's tests, and clinfo to see what OpenCL finds.
+# headers and pocl (a CPU OpenCL driver) for the OpenCL backend's tests, and clinfo to see what OpenCL finds; clang
+# with compiler-rt (libFuzzer, ASan, UBSan runtimes) for the agent's fuzz tier (scripts/fuzz.sh).
 need=()
 for pkg in cmake g++ make python3 adb chromium \
-           g++-aarch64-linux-gnu qemu-user-static \
+           g++-aarch64-linux-gnu qemu-user-static clang libclang-rt-dev \
            pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

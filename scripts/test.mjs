@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Runs every test tier after `npm run build`: the native C++ tests (ctest), the same native tests cross-built for
-// arm64 and run under qemu-user (build/native-arm64, see scripts/build-arm64.sh), then the TypeScript tests with
+// arm64 and run under qemu-user (build/native-arm64, see scripts/build-arm64.sh), a bounded libFuzzer run on the
+// agent's parser (scripts/fuzz.sh, into build/fuzz), then the TypeScript tests with
 // node's test runner (compiled to build/test). Pass file-name filters to run a subset: node scripts/test.mjs adb
-// The arm64 tier needs aarch64-linux-gnu-g++ and qemu-aarch64-static: without them it is a loud SKIP locally and a
-// failure when CI=true.
+// The arm64 tier needs aarch64-linux-gnu-g++ and qemu-aarch64-static, the fuzz tier (scripts/fuzz.sh) clang: without
+// them each is a loud SKIP locally and a failure when CI=true.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,9 +54,28 @@ function arm64Tier() {
   console.log(`arm64 native tests: passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// libFuzzer on the agent's frame reader, payload decoders and request dispatch (scripts/fuzz.sh: clang + ASan +
+// UBSan, about 80 s). Needs clang; fuzz.sh itself also refuses (CI) or skips (locally) without libFuzzer's runtime.
+function fuzzTier() {
+  if (!onPath('clang++')) {
+    const why = 'agent fuzz tier: missing clang++ (apt-get install clang libclang-rt-dev)';
+    if (process.env.CI === 'true') {
+      console.error(`FAILED: ${why}; CI=true requires it (scripts/setup.sh installs it)`);
+      process.exit(1);
+    }
+    const bar = '#'.repeat(100);
+    console.error(`${bar}\n## *** SKIPPING ${why}\n## Run scripts/setup.sh to get it; on CI (CI=true) this is a failure.\n${bar}`);
+    return;
+  }
+  const t0 = Date.now();
+  run('bash', ['scripts/fuzz.sh']);
+  console.log(`agent fuzz tier: passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
 if (filters.length === 0) {
   run('ctest', ['--test-dir', 'build/native', '--output-on-failure', '-j', '2']);
   arm64Tier();
+  fuzzTier();
 }
 
 const files = findTests('build/test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
