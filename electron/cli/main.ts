@@ -20,7 +20,8 @@ const USAGE = `usage: confidant <command> [options]
         [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
   export --run runs/<id> --format peft --out DIR
   demo [--steps N] [--json]                the built-in demo: 2 virtual phones, bundled model and stories
-  serve [--port N] [--host 127.0.0.1]      the app's UI and API for a browser, with a token`;
+  serve [--port N] [--host 127.0.0.1] [--adb host:port]...
+                                           the app's UI and API for a browser, with a token`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = {
   devices: devicesCommand,

@@ -9,12 +9,14 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   adbPort?: number;
+  /** Other adb servers ("host:port") whose phones are listed and trained on too. */
+  adbServers?: string[];
   print?: (line: string) => void;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer & { stop(): Promise<void> }> {
   const print = opts.print ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const service = await createService({ repoRoot: opts.repoRoot, adbPort: opts.adbPort });
+  const service = await createService({ repoRoot: opts.repoRoot, adbPort: opts.adbPort, adbServers: opts.adbServers });
   let server: RunningServer;
   try {
     server = await startServer({
