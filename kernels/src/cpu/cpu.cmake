@@ -14,7 +14,7 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     set_source_files_properties(${_cpu}/matmul_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
     set_source_files_properties(${_cpu}/attention_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
     set_source_files_properties(${_cpu}/matmul_avx512.cpp PROPERTIES COMPILE_OPTIONS
-      "-mavx512f;-mavx2;-mfma;-mf16c;-Wno-uninitialized;-Wno-maybe-uninitialized")  # GCC 12: false alarms inside avx512fintrin.h
+      "-mavx512f;-mavx2;-mfma;-mf16c;-Wno-uninitialized;$<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized>")  # GCC 12: false alarms inside avx512fintrin.h
     target_compile_definitions(confidant_kernels PRIVATE CONFIDANT_CPU_X86=1)
   elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
     # Advanced SIMD and fp16 conversions are in the arm64 base ISA: no extra flags.

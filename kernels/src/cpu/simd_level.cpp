@@ -2,8 +2,22 @@
 
 #include <cstdlib>
 #include <cstring>
+#if defined(CONFIDANT_CPU_X86)
+#include <cpuid.h>
+#endif
 
 namespace confidant::cpu {
+
+#if defined(CONFIDANT_CPU_X86)
+namespace {
+// F16C from CPUID leaf 1 (ECX bit 29): __builtin_cpu_supports("f16c") is GCC-only (clang, the NDK's compiler,
+// rejects the name).
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+}  // namespace
+#endif
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
@@ -27,7 +41,7 @@ bool simd_level_available(SimdLevel level) {
     case SimdLevel::Avx2:
 #if defined(CONFIDANT_CPU_X86)
       // libgcc's check also asks the OS (XGETBV) whether it saves the wide registers.
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
       return false;
 #endif
