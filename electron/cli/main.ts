@@ -11,8 +11,10 @@ import { stopAllAdbAgents } from '../core/deploy/adb-deployer.js';
 
 const USAGE = `usage: confidant <command> [options]
 
-  devices [--json] [--adb host:port]...    phones seen by adb (the local server and each --adb), with guidance for
-                                           unready ones; ids are host:port/serial
+  devices [--json] [--adb host:port]... [--agent]
+                                           phones seen by adb (the local server and each --adb), with guidance for
+                                           unready ones; ids are host:port/serial; --agent asks each phone's agent
+                                           for its CPU SIMD level and OpenCL device
   virtual start|stop|list|authorize        virtual phones attached to adb (--count N --ram 3GiB --cores 4
                                            --unauthorized --adb host:port)
   train [--model DIR] [--data FILE] [--devices a,b] [--adb host:port]... [--steps N] [--json]

@@ -6,6 +6,9 @@ import { DEFAULT_ADB_ENDPOINT, connectAdb, createAdb, type AdbEndpoint } from '.
 import { listDevices, listDevicesOnServers } from '../../core/adb/devices.js';
 import { adbServerList, parseAdbServer, serverKey } from '../../core/adb/servers.js';
 import { UsageError, gib } from '../args.js';
+import type { Adb } from '../../core/adb/client.js';
+import { probeAgentCapabilities } from '../../core/deploy/agent-probe.js';
+import { bundledPaths } from '../../core/paths.js';
 
 /** The local server (port --adb-port, default 5037) and every --adb host:port, as the CLI options give them. */
 export function adbServersFromOptions(values: { 'adb-port'?: string; adb?: string[] }): AdbEndpoint[] {
@@ -52,33 +55,64 @@ function describeLine(d: DeviceInfo, showServer: boolean): string {
     (d.guidance ? `\n  ${d.guidance}` : '');
 }
 
+/** What each ready phone's agent reports (HELLO), or why it could not be asked. */
+type AgentReport = { abi: string; cpuThreads: number; backends: string[]; opencl: boolean } | { error: string };
+
+async function probeAgents(devices: DeviceInfo[], adbFor: (d: DeviceInfo) => Adb): Promise<Map<DeviceInfo, AgentReport>> {
+  const agents = bundledPaths().agentBinaries;
+  const out = new Map<DeviceInfo, AgentReport>();
+  for (const d of devices) {
+    if (d.state !== 'device' || d.abis.length === 0) continue;
+    try {
+      const c = await probeAgentCapabilities(adbFor(d), d.serial, agents);
+      out.set(d, { abi: c.abi, cpuThreads: c.cpuThreads, backends: c.backends, opencl: c.opencl });
+    } catch (err) {
+      out.set(d, { error: (err as Error).message.split('\n')[0]! });
+    }
+  }
+  return out;
+}
+
 export async function devicesCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean' }, 'adb-port': { type: 'string' }, adb: { type: 'string', multiple: true } },
+    options: {
+      json: { type: 'boolean' }, 'adb-port': { type: 'string' }, adb: { type: 'string', multiple: true },
+      agent: { type: 'boolean' },
+    },
   });
   const servers = adbServersFromOptions(values);
+  const adbs = servers.map((ep) => createAdb(ep));
+  let devices: DeviceInfo[];
   if (servers.length === 1) {
     // One server: a server that is down is an error (exit 1), as it always was.
-    const devices = await listDevices(await connectAdb(servers[0]));
-    if (values.json) console.log(JSON.stringify(devices, null, 2));
-    else printDevices(devices, false);
+    devices = await listDevices(await connectAdb(servers[0]));
+  } else {
+    const listed = await listDevicesOnServers(adbs);
+    // A server that is down does not hide the others' phones; it is reported on stderr (the JSON stays a list).
+    for (const s of listed.servers) if (s.state !== 'ready') console.error(`adb server ${s.server}: ${s.message}`);
+    if (listed.servers.every((s) => s.state !== 'ready')) {
+      throw new Error(`no adb server answered (${servers.map(serverKey).join(', ')})`);
+    }
+    devices = listed.devices;
+  }
+  // --agent: start the agent on each ready phone for a moment and ask what it can do (CPU SIMD, OpenCL device).
+  const reports = values.agent ? await probeAgents(devices, (d) => adbs.find((a) => serverKey(a.endpoint) === d.server) ?? adbs[0]!) : null;
+  if (values.json) {
+    console.log(JSON.stringify(reports ? devices.map((d) => ({ ...d, agent: reports.get(d) ?? null })) : devices, null, 2));
     return;
   }
-  const { devices, servers: statuses } = await listDevicesOnServers(servers.map((ep) => createAdb(ep)));
-  // A server that is down does not hide the others' phones; it is reported on stderr (the JSON stays a list).
-  for (const s of statuses) if (s.state !== 'ready') console.error(`adb server ${s.server}: ${s.message}`);
-  if (values.json) console.log(JSON.stringify(devices, null, 2));
-  else printDevices(devices, true);
-  if (statuses.every((s) => s.state !== 'ready')) {
-    throw new Error(`no adb server answered (${servers.map(serverKey).join(', ')})`);
-  }
+  printDevices(devices, servers.length > 1, reports);
 }
 
-function printDevices(devices: DeviceInfo[], showServer: boolean): void {
+function printDevices(devices: DeviceInfo[], showServer: boolean, reports: Map<DeviceInfo, AgentReport> | null): void {
   if (devices.length === 0) {
     console.log('No phones attached. Plug one in with USB debugging on, or start virtual phones: confidant virtual start --count 2');
     return;
   }
-  for (const d of devices) console.log(describeLine(d, showServer));
+  for (const d of devices) {
+    console.log(describeLine(d, showServer));
+    const r = reports?.get(d);
+    if (r) console.log(`  agent: ${'error' in r ? `could not ask it: ${r.error}` : `${r.abi}, ${r.cpuThreads} threads, ${r.backends.join(', ')}`}`);
+  }
 }
