@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,6 +13,7 @@ import { WebSocket } from 'ws';
 import { createService } from '../../electron/core/service.js';
 import { startServer } from '../../electron/server/server.js';
 import { needTool } from '../support/tools.js';
+import { freePort } from '../support/free-port.js';
 
 const skip = needTool('chromium') || needTool('adb');
 const repoRoot = process.cwd(); // scripts/test.mjs runs from the repo root
@@ -156,17 +156,6 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     await rm(outRoot, { recursive: true, force: true });
   }
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** HTTP status of a refused WebSocket upgrade (0 if it was accepted). */
 function wsStatus(url: string, origin: string): Promise<number> {

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import { runShellChecked } from '../../electron/core/adb/shell.js';
 import { DeviceWatchers } from '../../electron/core/adb/watch.js';
 import { startVirtualPhones, stopVirtualPhones, type VirtualPhoneRecord } from '../../electron/core/virtual-phone/manager.js';
 import { startTestAdbServer, TEST_ADB_PORT, type TestAdbServer } from '../support/adb-server.js';
+import { freePort } from '../support/free-port.js';
 
 const PORT_A = TEST_ADB_PORT + 1;
 const PORT_B = TEST_ADB_PORT + 2;
@@ -28,16 +28,6 @@ const KEY_A = `127.0.0.1:${PORT_A}`;
 const KEY_B = `127.0.0.1:${PORT_B}`;
 const repoRoot = process.cwd();
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('two adb servers, each with its own virtual phones', { skip }, () => {
   let root = '';

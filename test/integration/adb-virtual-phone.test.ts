@@ -20,6 +20,7 @@ import {
 } from '../../electron/core/virtual-phone/manager.js';
 import { findSandboxProcesses } from '../../electron/core/virtual-phone/reap.js';
 import { startTestAdbServer, type TestAdbServer } from '../support/adb-server.js';
+import { freePort } from '../support/free-port.js';
 
 const server = startTestAdbServer();
 const skip = typeof server === 'string' ? server : false;
@@ -47,16 +48,6 @@ async function waitDead(pid: number, ms = 5000): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return !isAlive(pid);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function echoServer(): Promise<{ server: Server; port: number }> {
