@@ -41,19 +41,22 @@ constexpr int kExitIdle = 3;
 
 const char* kUsage =
     "usage: confidant-agent --token-file PATH [--port N] [--port-file PATH] [--memory-budget-mb N]\n"
-    "                       [--idle-timeout-s N] [--abi NAME] [--threads N] [--backend cpu|ref]\n"
+    "                       [--idle-timeout-s N] [--host-silence-timeout-s N] [--abi NAME] [--threads N] [--backend cpu|ref]\n"
     "                       [--opencl on|off]\n"
     "  --token-file PATH      session token (required; a non-empty file, trailing newline ignored)\n"
     "  --port N               TCP port on 127.0.0.1 (default 0 = ephemeral)\n"
     "  --port-file PATH       write the bound port there (atomically: temp file + rename)\n"
     "  --memory-budget-mb N   refuse LOAD_STAGE/FORWARD beyond N MiB (default 0 = unlimited)\n"
     "  --idle-timeout-s N     exit if no host connects within N s (default 60; 0 = wait forever)\n"
+    "  --host-silence-timeout-s N\n"
+    "                         exit when the connected host sends no request for N s (default 900; 0 = never):\n"
+    "                         a hung or vanished host must not hold the phone; a slow pipeline peer stays below it\n"
     "  --abi NAME             ABI reported in HELLO (default: the build's, e.g. arm64-v8a)\n"
     "  --threads N            CPU threads (default 0 = the cores of the fastest cluster)\n"
     "  --backend cpu|ref      primary backend: fast CPU (default) or the naive reference (debugging)\n"
     "  --opencl on|off        load OpenCL for layer splits (default on; HELLO says why when unavailable)\n"
     "Serves one session and exits when it closes. Exit codes: 0 session over, 1 startup failure,\n"
-    "2 usage error, 3 idle timeout.\n";
+    "2 usage error, 3 idle timeout (no host, or a silent one).\n";
 
 bool parse_u64(const char* s, uint64_t max, uint64_t* out) {
   if (!s || !*s || *s == '-') return false;
@@ -105,7 +108,7 @@ bool write_port_file(const std::string& path, uint16_t port, std::string* err) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t port = 0, budget_mb = 0, idle_s = 60, threads = 0;
+  uint64_t port = 0, budget_mb = 0, idle_s = 60, silence_s = 900, threads = 0;
   EngineOptions engine_opts;
   std::string port_file, token_file, abi = default_abi();
   for (int i = 1; i < argc; ++i) {
@@ -127,6 +130,8 @@ int main(int argc, char** argv) {
       ok = parse_u64(v, uint64_t(1) << 40, &budget_mb);
     } else if (a == "--idle-timeout-s") {
       ok = parse_u64(v, 24 * 3600 * 365, &idle_s);
+    } else if (a == "--host-silence-timeout-s") {
+      ok = parse_u64(v, 24 * 3600 * 365, &silence_s);
     } else if (a == "--threads") {
       ok = parse_u64(v, 1024, &threads);
       engine_opts.threads = static_cast<int>(threads);
@@ -176,10 +181,15 @@ int main(int argc, char** argv) {
     std::printf("confidant-agent listening on 127.0.0.1:%u\n", unsigned(listener.port()));
     std::fflush(stdout);
     Session session(opts);
-    const ServeResult r = serve_one(listener, session, static_cast<int>(idle_s));
+    const ServeResult r = serve_one(listener, session, static_cast<int>(idle_s), static_cast<int>(silence_s));
     if (r == ServeResult::IdleTimeout) {
       std::fprintf(stderr, "confidant-agent: no host connected within %llu s; exiting\n",
                    static_cast<unsigned long long>(idle_s));
+      return kExitIdle;
+    }
+    if (r == ServeResult::HostSilent) {
+      std::fprintf(stderr, "confidant-agent: the host sent nothing for %llu s; closing the session and exiting\n",
+                   static_cast<unsigned long long>(silence_s));
       return kExitIdle;
     }
     return kExitOk;

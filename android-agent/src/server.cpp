@@ -121,10 +121,25 @@ int Listener::accept_one(int timeout_s) {
   return conn;
 }
 
-ServeResult serve_connection(int fd, Session& session) {
+// Waits until the host sends something (or closes): true, or false after timeout_s of silence (0 = forever).
+static bool wait_for_request(int fd, int timeout_s) {
+  if (timeout_s <= 0) return true;
+  pollfd p{fd, POLLIN, 0};
+  for (;;) {
+    const int r = ::poll(&p, 1, timeout_s * 1000);
+    if (r < 0 && errno == EINTR) continue;
+    return r != 0;  // an error or hang-up counts as readable: the read that follows sees it
+  }
+}
+
+ServeResult serve_connection(int fd, Session& session, int silence_timeout_s) {
   Stats& stats = session.stats();
   ServeResult result = ServeResult::SessionEnded;
   for (;;) {
+    if (!wait_for_request(fd, silence_timeout_s)) {
+      result = ServeResult::HostSilent;
+      break;
+    }
     uint8_t hb[kFrameHeaderBytes];
     if (read_full(fd, hb, sizeof hb) != static_cast<long>(sizeof hb)) break;  // host closed (or died)
     stats.bytes_in += sizeof hb;
@@ -172,10 +187,10 @@ ServeResult serve_connection(int fd, Session& session) {
   return result;
 }
 
-ServeResult serve_one(Listener& listener, Session& session, int idle_timeout_s) {
+ServeResult serve_one(Listener& listener, Session& session, int idle_timeout_s, int silence_timeout_s) {
   const int fd = listener.accept_one(idle_timeout_s);
   if (fd < 0) return ServeResult::IdleTimeout;
-  return serve_connection(fd, session);
+  return serve_connection(fd, session, silence_timeout_s);
 }
 
 }  // namespace confidant::agent

@@ -26,12 +26,14 @@ class Listener {
   uint16_t port_ = 0;
 };
 
-enum class ServeResult { SessionEnded, Shutdown, IdleTimeout };
+enum class ServeResult { SessionEnded, Shutdown, IdleTimeout, HostSilent };
 
-// Serves the connection until the host closes it, a closing error is sent, or SHUTDOWN. Closes the socket.
-ServeResult serve_connection(int fd, Session& session);
+// Serves the connection until the host closes it, a closing error is sent, SHUTDOWN, or (silence_timeout_s > 0)
+// no new request starts within silence_timeout_s: a host that connected and then hung or vanished without closing
+// must not hold the phone's agent (and its memory) forever. Closes the socket.
+ServeResult serve_connection(int fd, Session& session, int silence_timeout_s = 0);
 
 // accept_one + serve_connection.
-ServeResult serve_one(Listener& listener, Session& session, int idle_timeout_s);
+ServeResult serve_one(Listener& listener, Session& session, int idle_timeout_s, int silence_timeout_s = 0);
 
 }  // namespace confidant::agent

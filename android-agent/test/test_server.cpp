@@ -341,6 +341,18 @@ void test_lifecycle() {
     CHECK_EQ(wait_exit(a, 5000), 3);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
   }
+  // A host that connects, says HELLO and then goes silent (hung, or gone without closing): the agent closes the
+  // session and exits after the silence timeout (exit 3), and the host sees the connection end.
+  {
+    Agent a = start_agent("silent", {"--host-silence-timeout-s", "1"});
+    CHECK(wait_port(a));
+    int fd = connect_to(loopback(), a.port);
+    CHECK(send_all(fd, hello_bytes(kProtocolVersion, kToken)));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_EQ(wait_exit(a, 5000), 3);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(4));
+    close(fd);
+  }
   // The host vanishes mid-frame: the session ends, no crash, and no second connection is served.
   {
     Agent a = start_agent("vanish");
