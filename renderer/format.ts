@@ -31,3 +31,13 @@ export function formatMs(ms: number): string {
 export function formatLoss(loss: number | null): string {
   return loss === null || !Number.isFinite(loss) ? '–' : loss.toFixed(4);
 }
+
+/** A file on its way to a phone: "sending stage.cfst 42% · 12.3 MiB/s · 4.0 s left", or what is happening instead. */
+export function formatPush(p: { file: string; bytesSent: number; bytesTotal: number; bytesPerSec: number | null; etaMs: number | null; phase: string | null }): string {
+  if (p.phase === 'skipped') return `${p.file} already on the phone`;
+  if (p.phase === 'checking' || p.phase === 'verifying') return `${p.phase} ${p.file}`;
+  const pct = Math.round((p.bytesSent / Math.max(1, p.bytesTotal)) * 100);
+  const rate = p.bytesPerSec ? ` · ${formatBytes(p.bytesPerSec)}/s` : '';
+  const eta = p.etaMs !== null && p.bytesSent < p.bytesTotal ? ` · ${formatMs(p.etaMs)} left` : '';
+  return `sending ${p.file} ${pct}%${rate}${eta}`;
+}

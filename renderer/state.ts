@@ -27,6 +27,10 @@ export interface PushLive {
   file: string;
   bytesSent: number;
   bytesTotal: number;
+  /** Recent speed and time left (null while unknown); what the deployer is doing (pushing, verifying, skipped). */
+  bytesPerSec: number | null;
+  etaMs: number | null;
+  phase: string | null;
 }
 
 export type TrainStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed';
@@ -393,7 +397,16 @@ export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState
       t = { ...t, phase: ev.phase, phaseDetail: ev.detail };
       break;
     case 'push-progress':
-      t = { ...t, push: { ...t.push, [ev.serial]: { file: ev.file, bytesSent: ev.bytesSent, bytesTotal: ev.bytesTotal } } };
+      t = {
+        ...t,
+        push: {
+          ...t.push,
+          [ev.serial]: {
+            file: ev.file, bytesSent: ev.bytesSent, bytesTotal: ev.bytesTotal,
+            bytesPerSec: ev.bytesPerSec ?? null, etaMs: ev.etaMs ?? null, phase: ev.phase ?? null,
+          },
+        },
+      };
       break;
     case 'step': {
       // Steps can repeat after a resume from checkpoint: replace, do not append, so the x axis stays monotonic.

@@ -3,7 +3,7 @@
 import type { StepProps } from '../app.js';
 import type { WeightFormat } from '../../electron/core/model/quantize.js';
 import { startTraining, stopTraining } from '../actions.js';
-import { formatBytes, formatLoss, formatMs } from '../format.js';
+import { formatBytes, formatLoss, formatMs, formatPush } from '../format.js';
 import { LossChart } from '../loss-chart.js';
 import { MAX_STEPS, isTraining, parseWhole, selectedReady, type WizardState } from '../state.js';
 
@@ -200,7 +200,7 @@ function DeviceCards({ state }: { state: WizardState }) {
               </span>
             </div>
             <div className="device-line sub">
-              {live ? `busy ${formatMs(live.busyMs)} · step ${live.step}` : push ? `sending ${push.file} ${Math.round((push.bytesSent / Math.max(1, push.bytesTotal)) * 100)}%` : 'idle'}
+              {live ? `busy ${formatMs(live.busyMs)} · step ${live.step}` : push ? formatPush(push) : 'idle'}
             </div>
           </li>
         );

@@ -14,6 +14,7 @@ import {
   type Action,
   type WizardState,
 } from '../../renderer/state.js';
+import { formatPush } from '../../renderer/format.js';
 
 function device(serial: string, state = 'device'): DeviceInfo {
   return {
@@ -165,6 +166,12 @@ test('train events build the loss curve, device stats and final status', () => {
   assert.deepEqual(s.train.losses, [5.5, 5.1]);
   assert.equal(s.train.tokPerSec, 500);
   assert.equal(s.train.devices.A?.busyMs, 120);
+
+  // Push progress keeps the deployer's rate, time left and phase for the device card.
+  s = run(s, event({ type: 'push-progress', runId: 'r1', serial: 'B', file: 'stage1.cfst', bytesSent: 3 * 2 ** 20, bytesTotal: 12 * 2 ** 20, bytesPerSec: 2 ** 20, etaMs: 9000, phase: 'pushing', timeMs: 3 }));
+  assert.equal(formatPush(s.train.push.B!), 'sending stage1.cfst 25% · 1.0 MiB/s · 9.0 s left');
+  s = run(s, event({ type: 'push-progress', runId: 'r1', serial: 'B', file: 'stage1.cfst', bytesSent: 0, bytesTotal: 12 * 2 ** 20, phase: 'skipped', timeMs: 4 }));
+  assert.equal(formatPush(s.train.push.B!), 'stage1.cfst already on the phone');
 
   // A resume from checkpoint repeats step 2: the curve is replaced from there, not doubled back.
   s = run(s, event(ev.step(2, 5.2)), event(ev.step(3, 4.9)));
