@@ -56,6 +56,25 @@ test('local agent: SHUTDOWN makes the process exit on its own', { skip }, async 
   }
 });
 
+test('an idle session: the agent ends it after its silence timeout, unless the client keeps it alive', { skip }, async () => {
+  const silent = ['--host-silence-timeout-s', '1'];
+  const quiet = await startLocalAgent({ binary, timeoutMs: 5000, extraArgs: silent, keepAliveMs: 0 });
+  const kept = await startLocalAgent({ binary, timeoutMs: 5000, extraArgs: silent, keepAliveMs: 300 });
+  try {
+    const exitCode = await new Promise<number | null>((resolve) => quiet.process.once('exit', (c) => resolve(c)));
+    assert.equal(exitCode, 3, 'the silent session ends with the idle exit code');
+    await assert.rejects(quiet.client.stats(), /closed|connection/i);
+    // 2.5 s of the caller doing nothing: the keep-alive's STATS kept the other session open.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(kept.process.exitCode, null, 'the kept-alive agent is still running');
+    const st = await kept.client.stats();
+    assert.ok(st.bytesIn > 0);
+  } finally {
+    await quiet.stop();
+    await kept.stop();
+  }
+});
+
 test('local agent: stop() kills the process even with the session still open', { skip }, async () => {
   const agent = await startLocalAgent({ binary, timeoutMs: 5000 });
   const pid = agent.process.pid!;

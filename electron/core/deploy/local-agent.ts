@@ -20,6 +20,8 @@ export interface LocalAgentOptions {
   timeoutMs?: number;
   /** Extra command-line arguments, appended last. */
   extraArgs?: string[];
+  /** The client's keep-alive (AgentClientOptions.keepAliveMs). */
+  keepAliveMs?: number;
 }
 
 export interface LocalAgent {
@@ -108,7 +110,7 @@ export async function startLocalAgent(opts: LocalAgentOptions): Promise<LocalAge
   try {
     const port = await waitForPortFile(portFile, child, timeoutMs, () => spawnError, describe);
     const socket = net.connect(port, '127.0.0.1');
-    client = await AgentClient.connect(socket, { token, label: opts.label ?? `local agent pid ${child.pid}`, timeoutMs });
+    client = await AgentClient.connect(socket, { token, label: opts.label ?? `local agent pid ${child.pid}`, timeoutMs, keepAliveMs: opts.keepAliveMs });
     return { client, process: child, port, stop };
   } catch (err) {
     await stop();

@@ -43,6 +43,9 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 /** PROFILE runs every layer reps times on every backend: its default limit is this, or the client's if longer. */
 export const DEFAULT_PROFILE_TIMEOUT_MS = 300_000;
 
+/** Idle time after which the client sends a STATS to keep the agent's silence timeout away. */
+export const DEFAULT_KEEP_ALIVE_MS = 120_000;
+
 export interface AgentClientOptions {
   /** The per-session secret the agent reads from its --token-file. */
   token: string;
@@ -50,6 +53,11 @@ export interface AgentClientOptions {
   timeoutMs?: number;
   /** Names the agent in every error message, normally the device serial. */
   label?: string;
+  /**
+   * After this long without a request, send a STATS so the agent's --host-silence-timeout-s (900 s) does not end
+   * a session whose pipeline is waiting on a slower phone (default 120 s; 0 = never).
+   */
+  keepAliveMs?: number;
 }
 
 export interface RequestOptions {
@@ -139,10 +147,12 @@ export class AgentClient {
   private capabilitiesValue: AgentCapabilities | undefined;
   private readonly closedPromise: Promise<AgentConnectionError>;
   private resolveClosed!: (err: AgentConnectionError) => void;
+  private lastSentMs = Date.now();
+  private keepAliveTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly stream: Duplex,
-    opts: { label?: string; timeoutMs?: number },
+    opts: { label?: string; timeoutMs?: number; keepAliveMs?: number },
   ) {
     this.label = opts.label ?? defaultLabel(stream);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -153,6 +163,13 @@ export class AgentClient {
     stream.on('close', () => this.onStreamClosed());
     stream.on('error', (err: Error) => this.onStreamError(err));
     if (stream.destroyed) this.onStreamClosed();
+    const keepAliveMs = opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    if (keepAliveMs > 0) {
+      this.keepAliveTimer = setInterval(() => {
+        if (!this.busy && this.isOpen && Date.now() - this.lastSentMs >= keepAliveMs) this.stats().catch(() => undefined);
+      }, Math.max(10, Math.min(keepAliveMs / 4, 30_000)));
+      this.keepAliveTimer.unref(); // never keeps the process alive by itself
+    }
   }
 
   /**
@@ -339,6 +356,7 @@ export class AgentClient {
       );
     }, timeoutMs);
     this.inFlight = { item, requestId, timer };
+    this.lastSentMs = Date.now();
     const payloadBytes = chunks.reduce((n, c) => n + c.length, 0);
     try {
       const header = encodeFrameHeader(COMMAND_CODES[item.command], requestId, payloadBytes);
@@ -501,6 +519,7 @@ export class AgentClient {
   private fail(reason: AgentConnectionError): void {
     if (this.closedBy) return;
     this.closedBy = reason;
+    clearInterval(this.keepAliveTimer);
     const req = this.inFlight;
     if (req) {
       this.finish(req);
