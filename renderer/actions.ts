@@ -2,7 +2,8 @@
 // its own and no rendering; components call these, the reducer decides what the screen shows.
 import type { Dispatch } from 'react';
 import type { Api } from './api.js';
-import { MAX_NEW_TOKENS, MAX_STEPS, parseWhole, selectedReady, type Action, type WizardState } from './state.js';
+import type { ParamsOf, ResultOf } from '../electron/core/api/contract.js';
+import { MAX_STEPS, parseWhole, selectedReady, type Action, type WizardState } from './state.js';
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -20,6 +21,16 @@ export async function refreshDevices(api: Api, dispatch: Dispatch<Action>): Prom
     dispatch({ type: 'devices-loaded', devices: await api.call('listDevices') });
   } catch (err) {
     dispatch({ type: 'devices-failed', error: message(err) });
+  }
+}
+
+/** Starts the phone's agent for a moment (its own folder; a training agent is left alone) and asks what it runs on. */
+export async function probeDevice(api: Api, dispatch: Dispatch<Action>, id: string): Promise<void> {
+  dispatch({ type: 'probe-started', id });
+  try {
+    dispatch({ type: 'probe-done', id, report: await api.call('probeDevice', { id }) });
+  } catch (err) {
+    dispatch({ type: 'probe-failed', id, error: message(err) });
   }
 }
 
@@ -43,10 +54,11 @@ export async function inspectModel(api: Api, dispatch: Dispatch<Action>, path: s
   }
 }
 
-export async function previewDataset(api: Api, dispatch: Dispatch<Action>, path: string): Promise<void> {
+/** Reads, validates and renders the first rows of the dataset with the chosen options (and the model's tokenizer). */
+export async function previewDataset(api: Api, dispatch: Dispatch<Action>, params: ParamsOf<'previewDataset'>): Promise<void> {
   dispatch({ type: 'data-loading' });
   try {
-    dispatch({ type: 'data-loaded', preview: await api.call('previewDataset', { path }) });
+    dispatch({ type: 'data-loaded', preview: await api.call('previewDataset', params) });
   } catch (err) {
     dispatch({ type: 'data-failed', error: message(err) });
   }
@@ -63,6 +75,9 @@ export async function startTraining(api: Api, dispatch: Dispatch<Action>, state:
       serials: selectedReady(state),
       steps,
       weightFormat: state.train.weightFormat,
+      removeStageFiles: state.train.removeStageFiles,
+      // Train on what the Data step previewed: its format, columns, bad-row policy and sequence length.
+      ...(state.data.preview?.details ? { dataset: state.data.preview.details.options } : {}),
     });
     dispatch({ type: 'train-started', runId });
   } catch (err) {
@@ -79,25 +94,19 @@ export async function stopTraining(api: Api, dispatch: Dispatch<Action>, runId: 
   }
 }
 
-export async function exportAdapter(api: Api, dispatch: Dispatch<Action>, runId: string, outDir: string): Promise<void> {
+/** Writes the run's adapter in `format`; returns what was written (shown by the step), or null after a failure. */
+export async function exportAdapter(
+  api: Api,
+  dispatch: Dispatch<Action>,
+  p: { runId: string; format: 'peft' | 'gguf' | 'merged'; outDir: string; overwrite: boolean },
+): Promise<ResultOf<'exportAdapter'> | null> {
   dispatch({ type: 'export-busy' });
   try {
-    const result = await api.call('exportAdapter', { runId, format: 'peft', outDir });
+    const result = await api.call('exportAdapter', p);
     dispatch({ type: 'export-done', outDir: result.outDir });
+    return result;
   } catch (err) {
     dispatch({ type: 'export-failed', error: message(err) });
-  }
-}
-
-export async function generate(api: Api, dispatch: Dispatch<Action>, state: WizardState): Promise<void> {
-  const maxTokens = parseWhole(state.tryIt.maxTokensText, 1, MAX_NEW_TOKENS);
-  if (maxTokens === null) return dispatch({ type: 'try-failed', error: `Max tokens must be a whole number from 1 to ${MAX_NEW_TOKENS}.` });
-  dispatch({ type: 'try-busy' });
-  try {
-    const runId = state.tryIt.useAdapter ? state.train.runId : null;
-    const { text } = await api.call('generate', { runId, prompt: state.tryIt.prompt, maxTokens });
-    dispatch({ type: 'try-done', text });
-  } catch (err) {
-    dispatch({ type: 'try-failed', error: message(err) });
+    return null;
   }
 }

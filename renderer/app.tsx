@@ -27,7 +27,8 @@ const VIEWS: Record<StepId, (p: StepProps) => React.JSX.Element> = {
   try: TryStep,
 };
 
-const DEVICE_POLL_MS = 5000;
+/** Plug/unplug/authorise events are pushed ('devices'); the poll keeps RAM, battery and temperatures current. */
+const DEVICE_POLL_MS = 10_000;
 
 export function App({ api }: { api: Api }) {
   const [state, dispatch] = useReducer(reducer, undefined, initialState);

@@ -1,6 +1,6 @@
 // The wizard's state and its pure reducer (plus the "may I go on?" rules). No DOM, no React, no I/O: it runs in the
 // browser and, through the root tsconfig, in Node for test/unit/renderer-state.test.ts. It does not call the API.
-import type { DatasetPreview, Defaults, EventMessage, ModelSummary } from '../electron/core/api/contract.js';
+import type { AgentReport, DatasetPreview, Defaults, EventMessage, ModelSummary } from '../electron/core/api/contract.js';
 import type { WeightFormat } from '../electron/core/model/quantize.js';
 import type { DeviceInfo, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
 
@@ -40,6 +40,8 @@ export interface TrainState {
   stepsText: string;
   /** How the frozen base weights are stored on the phones (4-bit formats use ~1/7 of f32's memory). */
   weightFormat: WeightFormat;
+  /** Delete the stage files from the phones when the run ends (default keep: the next run skips the push). */
+  removeStageFiles: boolean;
   status: TrainStatus;
   runId: string | null;
   runDir: string | null;
@@ -60,6 +62,8 @@ export interface TrainState {
   error: string | null;
 }
 
+export type AgentProbe = { status: 'probing' } | { status: 'done'; report: AgentReport } | { status: 'failed'; error: string };
+
 export interface WizardState {
   step: StepId;
   /** Index of the furthest step reached, for the step bar's check marks. */
@@ -72,6 +76,8 @@ export interface WizardState {
     error: string | null;
     /** Device ids (server/serial) chosen for training. */
     selected: string[];
+    /** "Check agent" results by device id: what its agent can run on, or why it could not be asked. */
+    probes: Record<string, AgentProbe>;
   };
   model: { path: string; busy: boolean; summary: ModelSummary | null; error: string | null };
   data: { path: string; busy: boolean; preview: DatasetPreview | null; error: string | null };
@@ -101,6 +107,9 @@ export type Action =
   | { type: 'virtual-started' }
   | { type: 'virtual-failed'; error: string }
   | { type: 'device-toggled'; id: string }
+  | { type: 'probe-started'; id: string }
+  | { type: 'probe-done'; id: string; report: AgentReport }
+  | { type: 'probe-failed'; id: string; error: string }
   | { type: 'model-path'; path: string }
   | { type: 'model-inspecting' }
   | { type: 'model-inspected'; summary: ModelSummary }
@@ -111,6 +120,7 @@ export type Action =
   | { type: 'data-failed'; error: string }
   | { type: 'train-steps'; text: string }
   | { type: 'train-weight-format'; weightFormat: WeightFormat }
+  | { type: 'train-remove-stage-files'; remove: boolean }
   | { type: 'train-starting' }
   | { type: 'train-started'; runId: string }
   | { type: 'train-failed'; error: string }
@@ -132,10 +142,11 @@ export const DEFAULT_STEPS = 20;
 export const MAX_STEPS = 100_000;
 export const MAX_NEW_TOKENS = 4096;
 
-export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: WeightFormat = 'f32'): TrainState {
+export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: WeightFormat = 'f32', removeStageFiles = false): TrainState {
   return {
     stepsText,
     weightFormat,
+    removeStageFiles,
     status: 'idle',
     runId: null,
     runDir: null,
@@ -160,7 +171,7 @@ export function initialState(): WizardState {
   return {
     step: 'devices',
     furthest: 0,
-    devices: { list: [], loading: false, loadedOnce: false, startingVirtual: false, error: null, selected: [] },
+    devices: { list: [], loading: false, loadedOnce: false, startingVirtual: false, error: null, selected: [], probes: {} },
     model: { path: '', busy: false, summary: null, error: null },
     data: { path: '', busy: false, preview: null, error: null },
     train: emptyTrain(),
@@ -245,6 +256,19 @@ export function selectedReady(state: WizardState): string[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Reducer
 
+/** A new device list (polled or pushed): keeps the user's choices that are still ready; on first sight of ready
+ * phones, selects them all. */
+function withDevices(state: WizardState, list: DeviceInfo[]): WizardState {
+  const ready = list.filter(isReady).map((d) => d.id);
+  let selected = state.devices.selected.filter((s) => ready.includes(s));
+  if (selected.length === 0 && state.devices.selected.length === 0) selected = ready;
+  return { ...state, devices: { ...state.devices, list, loading: false, loadedOnce: true, error: null, selected } };
+}
+
+function withProbe(state: WizardState, id: string, probe: AgentProbe): WizardState {
+  return { ...state, devices: { ...state.devices, probes: { ...state.devices.probes, [id]: probe } } };
+}
+
 export function reducer(state: WizardState, action: Action): WizardState {
   switch (action.type) {
     case 'go':
@@ -270,16 +294,8 @@ export function reducer(state: WizardState, action: Action): WizardState {
 
     case 'devices-loading':
       return { ...state, devices: { ...state.devices, loading: true } };
-    case 'devices-loaded': {
-      const ready = action.devices.filter(isReady).map((d) => d.id);
-      // Keep the user's choices that are still ready; on first sight of ready phones, select them all.
-      let selected = state.devices.selected.filter((s) => ready.includes(s));
-      if (selected.length === 0 && state.devices.selected.length === 0) selected = ready;
-      return {
-        ...state,
-        devices: { ...state.devices, list: action.devices, loading: false, loadedOnce: true, error: null, selected },
-      };
-    }
+    case 'devices-loaded':
+      return withDevices(state, action.devices);
     case 'devices-failed':
       return { ...state, devices: { ...state.devices, loading: false, loadedOnce: true, error: action.error } };
     case 'virtual-starting':
@@ -297,6 +313,13 @@ export function reducer(state: WizardState, action: Action): WizardState {
         : [...state.devices.selected, action.id];
       return { ...state, devices: { ...state.devices, selected } };
     }
+
+    case 'probe-started':
+      return withProbe(state, action.id, { status: 'probing' });
+    case 'probe-done':
+      return withProbe(state, action.id, { status: 'done', report: action.report });
+    case 'probe-failed':
+      return withProbe(state, action.id, { status: 'failed', error: action.error });
 
     case 'model-path':
       return { ...state, model: { path: action.path, busy: false, summary: null, error: null } };
@@ -320,11 +343,13 @@ export function reducer(state: WizardState, action: Action): WizardState {
       return { ...state, train: { ...state.train, stepsText: action.text } };
     case 'train-weight-format':
       return { ...state, train: { ...state.train, weightFormat: action.weightFormat } };
+    case 'train-remove-stage-files':
+      return { ...state, train: { ...state.train, removeStageFiles: action.remove } };
     case 'train-starting':
       if (isTraining(state.train)) return state;
       return {
         ...state,
-        train: { ...emptyTrain(state.train.stepsText, state.train.weightFormat), status: 'starting', phase: 'Starting', phaseDetail: '' },
+        train: { ...emptyTrain(state.train.stepsText, state.train.weightFormat, state.train.removeStageFiles), status: 'starting', phase: 'Starting', phaseDetail: '' },
         exporting: { ...state.exporting, result: null, error: null, outDir: state.exporting.outDirEdited ? state.exporting.outDir : '' },
         tryIt: { ...state.tryIt, text: null, error: null },
       };
@@ -347,7 +372,9 @@ export function reducer(state: WizardState, action: Action): WizardState {
     case 'train-stop-failed':
       return { ...state, train: { ...state.train, status: 'running', error: action.error } };
     case 'event':
-      return action.message.event === 'train-event' ? applyTrainEvent(state, action.message.data) : state;
+      if (action.message.event === 'devices') return withDevices(state, action.message.data);
+      if (action.message.event === 'train-event') return applyTrainEvent(state, action.message.data);
+      return state; // generate-token: the Try step streams its own call
 
     case 'export-dir':
       return { ...state, exporting: { ...state.exporting, outDir: action.outDir, outDirEdited: true, result: null, error: null } };

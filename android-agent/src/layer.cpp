@@ -163,8 +163,8 @@ void attn_forward(Share& s, const LayerCtx& c, const float* xn1, AttnShare& a, f
   proj_rows_forward(s, c, kQ, xn1, w.wq, w.bq, qc0, qn, a.q.data(), a.xa[0].data());
   proj_rows_forward(s, c, kK, xn1, w.wk, w.bk, kc0, kn, a.k.data(), a.xa[1].data());
   proj_rows_forward(s, c, kV, xn1, w.wv, w.bv, kc0, kn, a.v.data(), a.xa[2].data());
-  s.be.rope_forward(a.q.data(), a.q.data(), c.B, c.T, nh, c.HD, 0, c.theta);
-  s.be.rope_forward(a.k.data(), a.k.data(), c.B, c.T, a.nkv, c.HD, 0, c.theta);
+  s.be.rope_forward(a.q.data(), a.q.data(), c.B, c.T, nh, c.HD, 0, c.inv_freq);
+  s.be.rope_forward(a.k.data(), a.k.data(), c.B, c.T, a.nkv, c.HD, 0, c.inv_freq);
   s.be.attention_forward(a.y.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), c.B, c.T, nh, a.nkv, c.HD);
   proj_cols_forward(s, c, kO, a.y.data(), w.wo, qc0, qn, out, a.xa[3].data());
 }
@@ -180,8 +180,8 @@ void attn_backward(Share& s, const LayerCtx& c, const float* xn1, const float* d
   s.be.attention_backward(dq, dk, dv, dy, a.y.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), c.B, c.T, nh,
                           a.nkv, c.HD);
   float *dq0 = s.arena.get(N * qn, true), *dk0 = s.arena.get(N * kn, true);
-  s.be.rope_backward(dq0, dq, c.B, c.T, nh, c.HD, 0, c.theta);
-  s.be.rope_backward(dk0, dk, c.B, c.T, a.nkv, c.HD, 0, c.theta);
+  s.be.rope_backward(dq0, dq, c.B, c.T, nh, c.HD, 0, c.inv_freq);
+  s.be.rope_backward(dk0, dk, c.B, c.T, a.nkv, c.HD, 0, c.inv_freq);
   proj_rows_backward(s, c, kQ, dq0, xn1, a.xa[0].data(), w.wq, qc0, qn, dxn);
   proj_rows_backward(s, c, kK, dk0, xn1, a.xa[1].data(), w.wk, kc0, kn, dxn);
   proj_rows_backward(s, c, kV, dv, xn1, a.xa[2].data(), w.wv, kc0, kn, dxn);

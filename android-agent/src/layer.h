@@ -29,7 +29,8 @@ struct LayerCtx {
   const LayerWeights* w = nullptr;
   uint32_t layer = 0;  // global index (LoRA names, P-RGE parameter ids)
   int B = 0, T = 0, N = 0, C = 0, I = 0, NH = 0, NKV = 0, HD = 0;
-  float eps = 0, theta = 0;
+  float eps = 0;
+  const float* inv_freq = nullptr;  // (HD/2) RoPE frequencies of the model (StageModel::rope_inv_freq)
   std::array<const LoraAdapter*, kNumLoraModules> lora{};  // nullptr: module not adapted
   int R = 0;
   float scale = 0;

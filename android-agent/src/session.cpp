@@ -171,6 +171,9 @@ Frame Session::handle(const Frame& request, bool* close_after) {
     err = {ErrorCode::LoadFailed, e.what()};
   } catch (const LoraError& e) {
     err = {ErrorCode::BadArgument, e.what()};
+  } catch (const std::invalid_argument& e) {
+    // The model refusing what it was asked (e.g. a sequence longer than its sliding window): the request's fault.
+    err = {ErrorCode::BadArgument, std::string(cmd_name(code) ? cmd_name(code) : "request") + ": " + e.what()};
   } catch (const std::bad_alloc&) {
     err = {ErrorCode::OutOfMemory, std::string(cmd_name(code) ? cmd_name(code) : "request") +
                                        ": the phone refused an allocation (out of memory): lower the memory budget "

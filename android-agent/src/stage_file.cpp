@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -50,6 +51,7 @@ std::string hex32(uint32_t v) {
 std::vector<std::pair<std::string, std::vector<uint64_t>>> expected_stage_tensors(const StageConfig& c) {
   std::vector<std::pair<std::string, std::vector<uint64_t>>> out;
   const uint64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
+  if (c.rope_inv_freq()) out.push_back({kRopeInvFreqTensor, {uint64_t(c.head_dim / 2)}});
   if (c.has_embedding()) out.push_back({"model.embed_tokens.weight", {V, H}});
   for (uint32_t i = c.layer_start; i < c.layer_end; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -211,6 +213,7 @@ void StageFile::parse() {
   c.flags = le32(b + 60);
   const uint64_t data_offset = le64(b + 64);
   const uint64_t file_bytes = le64(b + 72);
+  c.sliding_window = le32(b + 80);
 
   if (file_bytes != size_) {
     fail(size_ < file_bytes ? "truncated: header says " + std::to_string(file_bytes) + " bytes, file has " +
@@ -241,7 +244,11 @@ void StageFile::parse() {
     fail("layer range [" + std::to_string(c.layer_start) + ", " + std::to_string(c.layer_end) +
          ") is not inside the model's " + std::to_string(c.num_layers) + " layers");
   }
-  if (c.flags & ~0xFu) fail("unknown flag bits " + hex32(c.flags));
+  if (c.flags & ~0x3Fu) fail("unknown flag bits " + hex32(c.flags));
+  if (((c.flags & kStageSlidingWindow) != 0) != (c.sliding_window != 0)) {
+    fail("sliding_window " + std::to_string(c.sliding_window) + " and flag bit 5 disagree (flags " + hex32(c.flags) +
+         ")");
+  }
   if (c.has_embedding() && c.layer_start != 0) fail("has_embedding is set but layer_start is not 0");
   if (c.has_head() && c.layer_end != c.num_layers) fail("has_head is set but layer_end is not the last layer");
   if (c.layer_start == c.layer_end && !c.has_embedding() && !c.has_head()) fail("the stage holds nothing");
@@ -317,11 +324,27 @@ void StageFile::parse() {
     }
   }
 
+  if (c.rope_inv_freq()) {
+    const StageTensor& t = tensors_[index[kRopeInvFreqTensor]];
+    if (t.dtype != StageDType::F32) fail(std::string("tensor '") + kRopeInvFreqTensor + "' must be f32");
+  }
+
   for (const StageTensor& t : tensors_) {
     const uint32_t got = crc32(0, t.data, static_cast<size_t>(t.nbytes));
     if (got != t.crc) {
       fail("tensor '" + t.name + "': CRC-32 mismatch (stored " + hex32(t.crc) + ", data has " + hex32(got) +
            "): the file is corrupt, push it again");
+    }
+  }
+  // After the CRCs: a value check on corrupt data would give a misleading message.
+  if (c.rope_inv_freq()) {
+    const StageTensor& t = tensors_[index[kRopeInvFreqTensor]];
+    for (uint64_t i = 0; i < t.dims[0]; ++i) {
+      const float f = lef32(t.data + 4 * i);
+      if (!(f > 0) || !std::isfinite(f)) {
+        fail(std::string("tensor '") + kRopeInvFreqTensor + "': frequency " + std::to_string(i) + " is " +
+             std::to_string(f) + ", must be positive and finite");
+      }
     }
   }
 }

@@ -19,6 +19,9 @@ constexpr uint32_t kStageHasEmbedding = 1u << 0;
 constexpr uint32_t kStageHasHead = 1u << 1;
 constexpr uint32_t kStageTiedEmbeddings = 1u << 2;
 constexpr uint32_t kStageAttentionBias = 1u << 3;
+constexpr uint32_t kStageRopeInvFreq = 1u << 4;     // tensor "rope.inv_freq" [head_dim/2] f32: scaled RoPE
+constexpr uint32_t kStageSlidingWindow = 1u << 5;   // header u32 sliding_window at offset 80 is set
+constexpr const char* kRopeInvFreqTensor = "rope.inv_freq";
 
 struct StageConfig {
   uint32_t hidden_size = 0;
@@ -33,11 +36,15 @@ struct StageConfig {
   uint32_t layer_start = 0;
   uint32_t layer_end = 0;  // exclusive
   uint32_t flags = 0;
+  // Mistral-style attention window (keys within this many positions); 0 = none. The agent computes full causal
+  // attention, which equals windowed attention only while T <= sliding_window, so longer forwards are refused.
+  uint32_t sliding_window = 0;
 
   bool has_embedding() const { return flags & kStageHasEmbedding; }
   bool has_head() const { return flags & kStageHasHead; }
   bool tied_embeddings() const { return flags & kStageTiedEmbeddings; }
   bool attention_bias() const { return flags & kStageAttentionBias; }
+  bool rope_inv_freq() const { return flags & kStageRopeInvFreq; }
   uint32_t q_dim() const { return num_heads * head_dim; }
   uint32_t kv_dim() const { return num_kv_heads * head_dim; }
 };

@@ -10,12 +10,20 @@
 #include <stdexcept>
 
 #include "confidant/half.h"
+#include "confidant/ref_ops.h"
 
 namespace confidant::agent {
 
 StageModel::StageModel(Engine& engine, std::unique_ptr<StageFile> file, LoraSet lora)
     : engine_(engine), file_(std::move(file)), lora_(std::move(lora)) {
   const StageConfig& c = config();
+  if (c.rope_inv_freq()) {
+    const StageTensor& t = *file_->find(kRopeInvFreqTensor);  // present, f32 and [head_dim/2]: checked by StageFile
+    inv_freq_.resize(t.dims[0]);
+    std::memcpy(inv_freq_.data(), t.data, inv_freq_.size() * sizeof(float));
+  } else {
+    inv_freq_ = ref::rope_default_inv_freq(static_cast<int>(c.head_dim), c.rope_theta);
+  }
   if (c.has_embedding()) embed_ = matrix_weight("model.embed_tokens.weight");
   if (c.has_head()) {
     final_norm_ = vector_weight("model.norm.weight");
@@ -93,7 +101,7 @@ LayerCtx StageModel::layer_ctx(int li, int B, int T, const ZoPerturbation* zo) c
   x.NKV = c.num_kv_heads;
   x.HD = c.head_dim;
   x.eps = c.rms_norm_eps;
-  x.theta = c.rope_theta;
+  x.inv_freq = inv_freq_.data();
   for (int m = 0; m < kNumLoraModules; ++m) x.lora[m] = lora_.find(x.layer, static_cast<LoraModule>(m));
   x.R = lora_.rank();
   x.scale = lora_.scale();
@@ -210,6 +218,13 @@ ForwardResult StageModel::forward(const ForwardArgs& a) {
   const StageConfig& c = config();
   const int B = a.B, T = a.T, N = B * T, C = c.hidden_size, V = c.vocab_size;
   const size_t nC = size_t(N) * C;
+  if (c.sliding_window != 0 && T > static_cast<int>(c.sliding_window)) {
+    throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's sliding_window " +
+                                std::to_string(c.sliding_window) +
+                                ": this engine computes full attention, which equals the model's windowed attention "
+                                "only up to that length; use sequences of at most " +
+                                std::to_string(c.sliding_window) + " tokens");
+  }
   if (a.zo && (a.keep || a.zo->queries == 0 || B % (2 * static_cast<int>(a.zo->queries)) != 0)) {
     throw std::invalid_argument("a P-RGE forward keeps no activations and needs a batch of 2*queries copies");
   }

@@ -55,7 +55,11 @@ class StageModel {
   uint64_t weight_bytes() const { return file_->tensor_bytes() + converted_bytes_; }
   Engine& engine() { return engine_; }
 
+  // Refuses T above the model's sliding_window (Mistral) with std::invalid_argument: full attention is exact only
+  // inside the window.
   ForwardResult forward(const ForwardArgs& a);
+  // (head_dim/2) RoPE frequencies: the file's rope.inv_freq (scaled RoPE) or 1 / theta^(2i/head_dim).
+  const std::vector<float>& rope_inv_freq() const { return inv_freq_; }
   // Starts from grad_output (B,T,hidden) or, on the last stage (grad_output null), from the loss with
   // dloss = loss_scale per unit of mask weight. Accumulates LoRA gradients, releases micro_id's activations and
   // returns the gradient w.r.t. the stage input (B,T,hidden), empty on the first stage.
@@ -102,6 +106,7 @@ class StageModel {
   Engine& engine_;
   std::unique_ptr<StageFile> file_;
   LoraSet lora_;
+  std::vector<float> inv_freq_;
   std::vector<std::vector<float>> converted_;  // f32 copies of 1-D f16 tensors
   uint64_t converted_bytes_ = 0;
   WeightView embed_, head_;

@@ -5,10 +5,13 @@ An independent implementation of the format and of the weight quantisers of kern
 (stdlib only: json, math, struct, zlib), not the product's packer (electron/core/model/stage-pack.ts, quantize.ts).
 Usage:
   pack_stage.py --hf DIR --out-dir DIR --stage NAME:START:END[:FORMAT] [--stage ...] [--format FORMAT]
+                [--config JSON]
       -> DIR/NAME.stage. FORMAT (per stage, else --format) is raw (default: every tensor as stored in the model),
       f32, f16, int8, q4_0 or fp4; the last four apply to the weight matrices (projections, embedding, LM head),
       norms and biases stay as stored, and q4_0 / fp4 store a matrix whose column count is not a multiple of 32
-      as f16.
+      as f16. --config (a JSON object, or @FILE) is merged over config.json for every stage of the call, e.g.
+      '{"rope_scaling": {"rope_type": "llama3", ...}, "sliding_window": 16}': a rope_scaling of type linear or
+      llama3 writes flag bit 4 and the tensor rope.inv_freq, a sliding_window flag bit 5 and header field 80.
   pack_stage.py --quantize FORMAT --rows R --cols C --in F32_FILE --out FILE
       -> quantises one row-major little-endian f32 matrix (the cross-check of test/unit/quantize.test.ts and
       test_stage_formats.cpp).
@@ -29,6 +32,7 @@ ALIGN = 64
 DTYPES = {"F32": (0, 4), "F16": (1, 2)}
 FORMATS = {"f32": 0, "f16": 1, "int8": 2, "q4_0": 3, "fp4": 4}
 GROUP = 32
+ROPE_INV_FREQ = "rope.inv_freq"
 QUANTIZABLE = re.compile(r"^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight"
                          r"|lm_head\.weight|model\.embed_tokens\.weight)$")
 
@@ -185,6 +189,84 @@ def stored(name, dtype, shape, data, fmt):
     return FORMATS[fmt], quantize(fmt, to_floats(dtype, data), shape[0], shape[1])
 
 
+# ---- RoPE frequencies (flag bit 4) and the attention window (flag bit 5) ----
+# Written independently of electron/core/model/rope.ts. The plain table is the agent's own
+# (ref::rope_default_inv_freq: 1 / theta^(2i/D) in double, rounded once to float), so a scaling that leaves a
+# frequency unchanged stores exactly the value the agent computes without the flag. The scaling rules then follow
+# transformers' modeling_rope_utils operation by operation on float32 tensors: every step rounds to float, a Python
+# scalar is used as a float, and `scalar / tensor` is reciprocal(tensor) * scalar (torch's Tensor.__rtruediv__).
+
+
+def default_inv_freq(head_dim, theta):
+    return [f32(1.0 / math.pow(theta, 2.0 * i / head_dim)) for i in range(head_dim // 2)]
+
+
+def _rope_number(rs, key, minimum, exclusive=False):
+    v = rs.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+            (v <= minimum if exclusive else v < minimum):
+        raise ValueError("rope_scaling.%s must be a number %s %s, got %r" % (key, ">" if exclusive else ">=",
+                                                                          minimum, v))
+    return float(v)
+
+
+def llama3_inv_freq(inv_freq, factor, low_freq_factor, high_freq_factor, old_context_len):
+    """transformers' _compute_llama3_parameters on a float32 inv_freq: pairs whose wavelength exceeds
+    old_context_len / low_freq_factor turn factor times slower, those below old_context_len / high_freq_factor are
+    kept, the band between is interpolated with smooth = (old_context_len / wavelen - low) / (high - low)."""
+    low_freq_wavelen = old_context_len / low_freq_factor  # Python floats, as in transformers
+    high_freq_wavelen = old_context_len / high_freq_factor
+    two_pi, fac = f32(2 * math.pi), f32(factor)
+    out = []
+    for f in inv_freq:
+        wavelen = f32(f32(1.0 / f) * two_pi)                       # 2 * math.pi / inv_freq
+        llama = f32(f / fac) if wavelen > f32(low_freq_wavelen) else f  # torch.where(wavelen > low, inv / factor, inv)
+        smooth = f32(f32(f32(f32(1.0 / wavelen) * f32(old_context_len)) - f32(low_freq_factor))
+                     / f32(high_freq_factor - low_freq_factor))
+        smoothed = f32(f32(f32(f32(1.0 - smooth) * llama) / fac) + f32(smooth * llama))
+        medium = not (wavelen < f32(high_freq_wavelen)) and not (wavelen > f32(low_freq_wavelen))
+        out.append(smoothed if medium else llama)
+    return out
+
+
+def rope_inv_freq(cfg, head_dim):
+    """The stage's rope.inv_freq table (floats) for config.json's rope_scaling, or None for plain RoPE (no tensor,
+    no flag: the agent computes the table from rope_theta)."""
+    rs = cfg.get("rope_scaling")
+    if rs is None:
+        return None
+    if not isinstance(rs, dict):
+        raise ValueError("rope_scaling must be an object or null, got %r" % (rs,))
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind == "default":
+        return None
+    base = default_inv_freq(head_dim, f32(cfg.get("rope_theta", 10000.0)))
+    if kind == "linear":
+        fac = f32(_rope_number(rs, "factor", 1.0))
+        return [f32(f / fac) for f in base]  # inv_freq /= factor
+    if kind == "llama3":
+        low = _rope_number(rs, "low_freq_factor", 0.0, exclusive=True)
+        high = _rope_number(rs, "high_freq_factor", 0.0, exclusive=True)
+        if not high > low:
+            raise ValueError("rope_scaling.high_freq_factor %r must exceed low_freq_factor %r" % (high, low))
+        return llama3_inv_freq(base, _rope_number(rs, "factor", 1.0), low, high,
+                               _rope_number(rs, "original_max_position_embeddings", 1.0))
+    raise ValueError("rope_scaling type %r is not supported (default, linear, llama3)" % (kind,))
+
+
+def sliding_window_of(cfg):
+    """config.json's attention window (header field 80, flag bit 5), 0 for none. Qwen2 configs carry a window that
+    transformers applies only with use_sliding_window."""
+    if cfg.get("model_type") == "qwen2" and cfg.get("use_sliding_window") is not True:
+        return 0
+    w = cfg.get("sliding_window")
+    if w is None:
+        return 0
+    if isinstance(w, bool) or not isinstance(w, int) or not 0 < w < 2**32:
+        raise ValueError("sliding_window must be a positive integer or null, got %r" % (w,))
+    return w
+
+
 def align(n):
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
@@ -206,6 +288,8 @@ def read_safetensors(path):
 
 def stage_tensor_names(cfg, start, end, flags):
     names = []
+    if flags & 16:
+        names.append(ROPE_INV_FREQ)
     if flags & 1:
         names.append("model.embed_tokens.weight")
     for i in range(start, end):
@@ -223,16 +307,24 @@ def stage_tensor_names(cfg, start, end, flags):
     return names
 
 
-def pack(hf_dir, start, end, out_path, fmt="raw"):
+def pack(hf_dir, start, end, out_path, fmt="raw", config_patch=None):
     with open(os.path.join(hf_dir, "config.json")) as f:
         cfg = json.load(f)
+    cfg.update(config_patch or {})
     tensors = read_safetensors(os.path.join(hf_dir, "model.safetensors"))
     n_layers = cfg["num_hidden_layers"]
     heads = cfg["num_attention_heads"]
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
     tied = cfg.get("tie_word_embeddings", False) or "lm_head.weight" not in tensors
+    inv_freq = rope_inv_freq(cfg, head_dim)
+    window = sliding_window_of(cfg)
     flags = (1 if start == 0 else 0) | (2 if end == n_layers else 0) | (4 if tied else 0) | \
-            (8 if cfg.get("attention_bias", False) else 0)
+            (8 if cfg.get("attention_bias", False) else 0) | (16 if inv_freq is not None else 0) | \
+            (32 if window else 0)
+    if inv_freq is not None:
+        if ROPE_INV_FREQ in tensors:
+            raise ValueError("the model itself has a tensor named %s" % ROPE_INV_FREQ)
+        tensors[ROPE_INV_FREQ] = ("F32", [head_dim // 2], struct.pack("<%df" % len(inv_freq), *inv_freq))
     names = stage_tensor_names(cfg, start, end, flags)
 
     table_bytes = 0
@@ -256,7 +348,8 @@ def pack(hf_dir, start, end, out_path, fmt="raw"):
     header = MAGIC + struct.pack(
         "<IIIIIIIIIffIIIQQ", 1, len(names), cfg["hidden_size"], cfg["intermediate_size"], n_layers, heads,
         cfg.get("num_key_value_heads", heads), head_dim, cfg["vocab_size"], cfg["rms_norm_eps"],
-        cfg.get("rope_theta", 10000.0), start, end, flags, data_offset, file_bytes) + bytes(16)
+        cfg.get("rope_theta", 10000.0), start, end, flags, data_offset, file_bytes) + struct.pack("<I", window) + \
+        bytes(12)
     assert len(header) == HEADER_BYTES
     out = bytearray(file_bytes)
     out[0:HEADER_BYTES] = header
@@ -287,6 +380,7 @@ def main():
     ap.add_argument("--out-dir")
     ap.add_argument("--stage", action="append", help="NAME:START:END[:FORMAT] (half-open layer range)")
     ap.add_argument("--format", default="raw", choices=formats, help="weight format of stages that name none")
+    ap.add_argument("--config", help="JSON object (or @FILE) merged over config.json, e.g. rope_scaling, sliding_window")
     ap.add_argument("--quantize", choices=list(FORMATS), help="quantise one f32 matrix (--rows --cols --in --out)")
     ap.add_argument("--rows", type=int)
     ap.add_argument("--cols", type=int)
@@ -308,6 +402,18 @@ def main():
         return
     if not (args.hf and args.out_dir and args.stage):
         ap.error("packing needs --hf, --out-dir and at least one --stage")
+    patch = None
+    if args.config:
+        text = args.config
+        if text.startswith("@"):
+            with open(text[1:]) as f:
+                text = f.read()
+        try:
+            patch = json.loads(text)
+        except ValueError as e:
+            ap.error("--config: not JSON: %s" % e)
+        if not isinstance(patch, dict):
+            ap.error("--config must be a JSON object")
     os.makedirs(args.out_dir, exist_ok=True)
     for spec in args.stage:
         parts = spec.split(":")
@@ -316,7 +422,10 @@ def main():
         name, start, end = parts[:3]
         fmt = parts[3] if len(parts) == 4 else args.format
         path = os.path.join(args.out_dir, name + ".stage")
-        flags, size = pack(args.hf, int(start), int(end), path, fmt)
+        try:
+            flags, size = pack(args.hf, int(start), int(end), path, fmt, patch)
+        except ValueError as e:
+            raise SystemExit("pack_stage.py: %s: %s" % (path, e))
         print("packed %s: layers [%s, %s) flags 0x%x, %s, %d bytes" % (path, start, end, flags, fmt, size))
 
 

@@ -4,23 +4,33 @@ import { UsageError } from './args.js';
 import { devicesCommand } from './commands/devices.js';
 import { virtualCommand } from './commands/virtual.js';
 import { trainCommand } from './commands/train.js';
+import { dataCommand } from './commands/data.js';
 import { exportCommand } from './commands/export.js';
 import { demoCommand } from './commands/demo.js';
 import { serveCommand } from './commands/serve.js';
+import { generateCommand } from './commands/generate.js';
 import { stopAllAdbAgents } from '../core/deploy/adb-deployer.js';
 
 const USAGE = `usage: confidant <command> [options]
 
-  devices [--json] [--adb host:port]... [--agent]
+  devices [--json] [--adb host:port]... [--agent] [--clean]
                                            phones seen by adb (the local server and each --adb), with guidance for
                                            unready ones; ids are host:port/serial; --agent asks each phone's agent
-                                           for its CPU SIMD level and OpenCL device
+                                           for its CPU SIMD level and OpenCL device; --clean removes Confidant's
+                                           agents and files from each ready phone
   virtual start|stop|list|authorize        virtual phones attached to adb (--count N --ram 3GiB --cores 4
                                            --unauthorized --adb host:port)
   train [--model DIR] [--data FILE] [--devices a,b] [--adb host:port]... [--steps N] [--json]
         [--weight-format f32|f16|int8|q4_0|fp4] [--rank R] [--lr X] [--seq-len T]
         [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
-  export --run runs/<id> --format peft --out DIR
+        [--data-format auto|text|jsonl|csv] [--prompt-column C --completion-column C | --text-column C]
+        [--skip-bad-rows] [--remove-stage-files]
+  data preview --data FILE [--model DIR] [dataset options as for train] [--seq-len T] [--examples N] [--json]
+                                           how the file will be trained on: format, bad rows by line, stats,
+                                           the first rows with the trained part marked
+  export --run runs/<id> --format peft|gguf|merged --out PATH [--overwrite] [--model DIR] [--dtype f32|f16]
+  generate [--model DIR] [--run runs/<id>] --prompt "..." [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
+                                           continue a prompt with onnxruntime on this machine (base or base + adapter)
   demo [--steps N] [--json]                the built-in demo: 2 virtual phones, bundled model and stories
   serve [--port N] [--host 127.0.0.1] [--adb host:port]...
                                            the app's UI and API for a browser, with a token`;
@@ -29,9 +39,11 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = {
   devices: devicesCommand,
   virtual: virtualCommand,
   train: trainCommand,
+  data: dataCommand,
   export: exportCommand,
   demo: demoCommand,
   serve: serveCommand,
+  generate: generateCommand,
 };
 
 // Commands that start agents on phones: Ctrl-C (or SIGTERM) stops those agents before the process exits, since an

@@ -4,27 +4,24 @@
 import { spawnSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ConfidantService, DatasetPreview, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
+import type { AgentReport, ConfidantService, DatasetPreview, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
 import type { DeviceInfo, TrainEvent } from './api/types.js';
 import { connectAdb, createAdb, type Adb } from './adb/client.js';
 import { adbServerList, parseAdbServer, serverKey } from './adb/servers.js';
 import { DeviceWatchers } from './adb/watch.js';
 import { startVirtualPhones, stopVirtualPhones } from './virtual-phone/manager.js';
-import { openModelFolder } from './model/model-folder.js';
+import { openModel } from './model/model-folder.js';
+import { modelFacts } from './model/model-summary.js';
 import { loadTokenizer } from './model/tokenizer.js';
-import { packStage } from './model/stage-pack.js';
-import { readTextDataset } from './data/text-dataset.js';
+import { buildDatasetPreview } from './data/preview.js';
 import { stopAllAdbAgents } from './deploy/adb-deployer.js';
+import { probeAgentCapabilities } from './deploy/agent-probe.js';
 import { deployerForServers } from './deploy/multi-server-deployer.js';
-import { LocalDeployer } from './deploy/local-agent.js';
-import { copyRunAdapter } from './export/copy-adapter.js';
-import { readPeftAdapter } from './export/peft.js';
+import { exportRun } from './export/export-run.js';
 import { bundledPaths, type BundledPaths } from './paths.js';
 import { chooseTrainingDevices } from './train/training-devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from './train/job.js';
-import { LORA_MODULES, targetMask } from './train/lora-modules.js';
-import { initialLora } from './train/lora-init.js';
-import { generateText } from './train/generate.js';
+import { TryItGenerator } from './onnx/try-it.js';
 
 export interface ServiceOptions {
   repoRoot: string;
@@ -44,7 +41,6 @@ export interface ServiceOptions {
 const PREVIEW_SAMPLES = 3;
 /** listDevices reads a ready phone again (RAM, battery, temperatures) when its last reading is older than this. */
 const DEVICE_REFRESH_MS = 2000;
-const PREVIEW_CHARS = 600;
 
 function adbInstalled(): boolean {
   return spawnSync('sh', ['-c', 'command -v adb'], { stdio: 'ignore' }).status === 0;
@@ -58,6 +54,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
   const adbPort = opts.adbPort ?? 5037;
   const phonesRoot = join(stateDir, '.confidant', `app-phones-${process.pid}`);
   const listeners = new Set<(m: EventMessage) => void>();
+  const tryIt = new TryItGenerator();
   const running = new Map<string, AbortController>();
   let adb: Adb | null = null;
   const adbServers = adbServerList({ host: '127.0.0.1', port: adbPort }, (opts.adbServers ?? []).map(parseAdbServer));
@@ -80,6 +77,10 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     await getAdb();
     if (!watchers) {
       watchers = new DeviceWatchers(adbServers.map((ep) => createAdb(ep))).start();
+      // Plugging, unplugging and authorising show at once; RAM and battery readings come with listDevices.
+      watchers.on('devices', (list: DeviceInfo[]) => {
+        for (const l of listeners) l({ event: 'devices', data: list });
+      });
       await watchers.firstContact(10_000);
     }
     return watchers;
@@ -102,6 +103,16 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
       return currentDevices();
     },
 
+    async probeDevice({ id }: ParamsOf<'probeDevice'>): Promise<AgentReport> {
+      const w = await getWatchers();
+      const device = w.devices().find((d) => d.id === id);
+      if (!device) throw new Error(`no phone ${id} is attached (it may have been unplugged): refresh the list`);
+      if (device.state !== 'device' || device.abis.length === 0) throw new Error(`${id} is not ready (${device.state}): ${device.guidance}`);
+      const watcher = w.watchers.find((x) => serverKey(x.adb.endpoint) === device.server) ?? w.watchers[0]!;
+      const c = await probeAgentCapabilities(watcher.adb, device.serial, paths.agentBinaries);
+      return { abi: c.abi, cpuThreads: c.cpuThreads, backends: c.backends, opencl: c.opencl };
+    },
+
     async startVirtualPhones({ count }: ParamsOf<'startVirtualPhones'>): Promise<DeviceInfo[]> {
       const w = await getWatchers();
       const phones = await startVirtualPhones({ count, rootDir: phonesRoot, ramMb: 3072, adb: { port: adbPort } });
@@ -113,28 +124,25 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     },
 
     async inspectModel({ path }: ParamsOf<'inspectModel'>): Promise<ModelSummary> {
-      const folder = await openModelFolder(resolve(path));
-      let paramCount = 0;
-      for (const t of folder.tensors.values()) paramCount += t.info.shape.reduce((a, b) => a * b, 1);
-      const c = folder.config;
-      return { path: folder.dir, modelType: c.modelType, numLayers: c.numLayers, hiddenSize: c.hiddenSize, vocabSize: c.vocabSize, paramCount };
+      const folder = await openModel(resolve(path));
+      return { path: folder.dir, ...modelFacts(folder) };
     },
 
-    async previewDataset({ path }: ParamsOf<'previewDataset'>): Promise<DatasetPreview> {
-      const ds = await readTextDataset(resolve(path));
-      return {
-        path: ds.path,
-        samples: ds.documents.slice(0, PREVIEW_SAMPLES).map((d) => (d.text.length > PREVIEW_CHARS ? `${d.text.slice(0, PREVIEW_CHARS)}…` : d.text)),
-        count: ds.documents.length,
-        errors: ds.issues.map((i) => ({ line: i.line, message: i.message })),
-      };
+    async previewDataset({ path, modelPath, options = {}, examples = PREVIEW_SAMPLES }: ParamsOf<'previewDataset'>): Promise<DatasetPreview> {
+      const modelDir = resolve(modelPath ?? paths.modelDir);
+      const d = DEFAULT_TRAIN_SETTINGS;
+      const details = await buildDatasetPreview(resolve(path), await loadTokenizer(modelDir), modelDir, { dataset: options, seqLen: options.seqLen ?? d.seqLen, validationFraction: d.validationFraction, seed: d.seed, examples });
+      const samples = details.examples.map((e) => e.segments.map((seg) => seg.text).join(''));
+      return { path: resolve(path), samples, count: details.stats.examples, errors: details.badRows.map((r) => ({ line: r.line, message: r.message })), details };
     },
 
     async startTraining(p: ParamsOf<'startTraining'>): Promise<{ runId: string }> {
       await getAdb();
       // Ids (server/serial) or plain serials of the local server; each server's phones through that server.
       const devices = chooseTrainingDevices(await currentDevices(), p.serials, defaultServer);
-      const deployer = deployerForServers((await getWatchers()).watchers.map((w) => w.adb), devices, paths.agentBinaries);
+      const deployer = deployerForServers((await getWatchers()).watchers.map((w) => w.adb), devices, paths.agentBinaries, {
+        deleteStageOnStop: p.removeStageFiles ?? false,
+      });
       const abort = new AbortController();
       let resolveStarted!: (runId: string) => void;
       const started = new Promise<string>((res) => (resolveStarted = res));
@@ -148,6 +156,8 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         deployer,
         steps: p.steps,
         weightFormat: p.weightFormat ?? DEFAULT_TRAIN_SETTINGS.weightFormat,
+        dataset: p.dataset,
+        seqLen: p.dataset?.seqLen ?? DEFAULT_TRAIN_SETTINGS.seqLen,
         signal: abort.signal,
         onEvent: (e) => {
           if (e.type === 'run-started') {
@@ -182,32 +192,24 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
       return runs;
     },
 
-    async exportAdapter({ runId, outDir }: ParamsOf<'exportAdapter'>): Promise<{ outDir: string }> {
-      return { outDir: await copyRunAdapter(runDirOf(runId), outDir) };
+    async exportAdapter({ runId, format, outDir, overwrite, modelDir }: ParamsOf<'exportAdapter'>) {
+      const r = await exportRun({ runDir: runDirOf(runId), format, out: outDir, overwrite, modelDir });
+      return { outDir: r.out, files: r.files };
     },
 
-    async generate({ runId, prompt, maxTokens }: ParamsOf<'generate'>): Promise<{ text: string }> {
-      // "Try it" runs on the workstation: the whole model as one stage in a local agent, with the run's adapter.
-      const runJson = runId ? (JSON.parse(await readFile(join(runDirOf(runId), 'run.json'), 'utf8')) as { model?: { dir?: string } }) : null;
-      const modelDir = runJson?.model?.dir ?? paths.modelDir;
-      const folder = await openModelFolder(modelDir);
-      const tok = await loadTokenizer(modelDir);
-      const adapter = runId ? await readPeftAdapter(join(runDirOf(runId), 'adapter')) : null;
-      const rank = adapter?.rank ?? DEFAULT_TRAIN_SETTINGS.loraRank;
-      const stageFile = join(cacheDir, `try-it-${process.pid}.cfst`);
-      const whole = { layerStart: 0, layerEnd: folder.config.numLayers, hasEmbedding: true, hasHead: true };
-      await packStage(folder, whole, stageFile);
-      const agent = await new LocalDeployer(paths.agentBinaries.x86_64).deploy('workstation', stageFile, { memoryBudgetBytes: 0 });
-      try {
-        await agent.client.loadStage({ path: stageFile, loraRank: rank, loraAlpha: adapter?.alpha ?? 2 * rank, targetMask: targetMask(LORA_MODULES), flags: 0 });
-        await agent.client.setLora(adapter?.tensors ?? initialLora(folder.config, 0, folder.config.numLayers, rank, LORA_MODULES, 0));
-        const full = await generateText([{ serial: 'workstation', client: agent.client }], tok, prompt, {
-          maxNewTokens: maxTokens, temperature: 0, seed: 0, stopIds: folder.config.eosTokenIds, maxPositions: folder.config.maxPositionEmbeddings ?? 2048,
-        });
-        return { text: full.startsWith(prompt) ? full.slice(prompt.length) : full };
-      } finally {
-        await agent.stop();
-      }
+    async generate({ runId, prompt, maxTokens, temperature, topP, seed, streamId }: ParamsOf<'generate'>): Promise<{ text: string }> {
+      // "Try it" runs on the workstation with onnxruntime: the run's model plus its adapter, or the bundled model.
+      const runDir = runId ? runDirOf(runId) : null;
+      const runJson = runDir ? (JSON.parse(await readFile(join(runDir, 'run.json'), 'utf8')) as { model?: { dir?: string } }) : null;
+      const request = { modelDir: runJson?.model?.dir ?? paths.modelDir, runDir, prompt, maxNewTokens: maxTokens, temperature: temperature ?? 0, topP: topP ?? 1, seed: seed ?? 0, streamId };
+      const { text } = await tryIt.generate(request, (piece, index) => {
+        if (streamId) for (const l of listeners) l({ event: 'generate-token', data: { streamId, index, piece } });
+      });
+      return { text };
+    },
+
+    async stopGenerate({ streamId }: ParamsOf<'stopGenerate'>): Promise<void> {
+      tryIt.stop(streamId);
     },
 
     async defaults() {
@@ -220,6 +222,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     },
 
     async dispose() {
+      await tryIt.dispose();
       for (const abort of running.values()) abort.abort();
       await stopAllAdbAgents(); // an agent that never got a connection would otherwise idle until its timeout
       if (watchers) await watchers.stop();

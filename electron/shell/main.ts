@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createService } from '../core/service.js';
 import { startShell, type Shell } from './app.js';
+import { launchOptions } from './launch-options.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/electron/shell
 const buildDir = join(here, '..', '..'); // build/
@@ -32,12 +33,14 @@ app
       createWindow: (options) => new BrowserWindow(options),
       // Packaged, the bundled model, stories and per-ABI agents are extraResources (electron-builder.yml) and
       // the resources folder is read-only: runs and caches go to the user-data folder.
+      // Extra adb servers: `confidant-app --adb host:port` or CONFIDANT_ADB_SERVERS="host:port,host:port".
       createService: () =>
-        createService(
-          app.isPackaged
+        createService({
+          ...(app.isPackaged
             ? { repoRoot: process.resourcesPath, stateDir: app.getPath('userData') }
-            : { repoRoot: app.getAppPath() },
-        ),
+            : { repoRoot: app.getAppPath() }),
+          adbServers: launchOptions(process.argv.slice(1), process.env).adbServers,
+        }),
       rendererIndexPath: join(buildDir, 'renderer', 'index.html'),
       preloadPath: join(here, 'preload.cjs'),
       log: (line) => console.log(`[shell] ${line}`),

@@ -222,22 +222,27 @@ void test_rmsnorm(const ct::BackendUnderTest& bt, int N, int C, uint32_t seed) {
   }
 }
 
-void test_rope(const ct::BackendUnderTest& bt, int B, int T, int NH, int HD, int pos0, float theta, uint32_t seed) {
+// factor > 1 divides the upper half of the frequencies (a stand-in for a scaled table such as Llama 3's).
+void test_rope(const ct::BackendUnderTest& bt, int B, int T, int NH, int HD, int pos0, float theta, float factor,
+               uint32_t seed) {
   Backend& be = *bt.backend;
+  std::vector<float> inv_freq = ref::rope_default_inv_freq(HD, theta);
+  for (size_t i = inv_freq.size() / 2; i < inv_freq.size(); ++i) inv_freq[i] /= factor;
   const size_t n = size_t(B) * T * NH * HD;
   const Vec in = ct::rand_vec(n, seed), dout = ct::rand_vec(n, seed + 1);
-  const std::string shape = label_of("B=%d T=%d NH=%d HD=%d pos0=%d theta=%g", B, T, NH, HD, pos0, theta);
+  const std::string shape =
+      label_of("B=%d T=%d NH=%d HD=%d pos0=%d theta=%g factor=%g", B, T, NH, HD, pos0, theta, factor);
   Vec out(n), want(n), inplace = in;
-  be.rope_forward(out.data(), in.data(), B, T, NH, HD, pos0, theta);
-  be.rope_forward(inplace.data(), inplace.data(), B, T, NH, HD, pos0, theta);
+  be.rope_forward(out.data(), in.data(), B, T, NH, HD, pos0, inv_freq.data());
+  be.rope_forward(inplace.data(), inplace.data(), B, T, NH, HD, pos0, inv_freq.data());
   be.synchronize();
-  ref::rope_forward(want.data(), in.data(), B, T, NH, HD, pos0, theta);
+  ref::rope_forward(want.data(), in.data(), B, T, NH, HD, pos0, inv_freq.data());
   expect(bt.label, "rope_forward " + shape, out, want, {1e-5, 1e-6});
   expect(bt.label, "rope_forward in-place " + shape, inplace, want, {1e-5, 1e-6});
   Vec din = ct::rand_vec(n, seed + 2), din_w = din;
-  be.rope_backward(din.data(), dout.data(), B, T, NH, HD, pos0, theta);
+  be.rope_backward(din.data(), dout.data(), B, T, NH, HD, pos0, inv_freq.data());
   be.synchronize();
-  ref::rope_backward(din_w.data(), dout.data(), B, T, NH, HD, pos0, theta);
+  ref::rope_backward(din_w.data(), dout.data(), B, T, NH, HD, pos0, inv_freq.data());
   expect(bt.label, "rope_backward " + shape, din, din_w, {1e-5, 1e-6});
 }
 
@@ -416,8 +421,9 @@ int main() {
         test_embedding(bt, 53, 37, C, dt, seed += 10);
       }
     for (int C : {64, 96, 200}) test_rmsnorm(bt, 37, C, seed += 10);
-    test_rope(bt, 2, 7, 3, 64, 5, 10000.0f, seed += 10);
-    test_rope(bt, 1, 37, 2, 96, 0, 500000.0f, seed += 10);
+    test_rope(bt, 2, 7, 3, 64, 5, 10000.0f, 1.0f, seed += 10);
+    test_rope(bt, 1, 37, 2, 96, 0, 500000.0f, 1.0f, seed += 10);
+    test_rope(bt, 1, 37, 2, 96, 0, 500000.0f, 8.0f, seed += 10);
     test_attention(bt, 2, 37, 4, 2, 64, seed += 10);
     test_attention(bt, 1, 1, 2, 2, 96, seed += 10);
     test_attention(bt, 1, 70, 2, 1, 32, seed += 10);

@@ -148,23 +148,28 @@ void check_rmsnorm(int threads, int N, int C) {
 
 // ------------------------------------------------------------------------------------------------------ rope
 
-void check_rope(int threads, int B, int T, int NH, int HD, int pos0) {
+// A scaled table (every other frequency divided by 8, as Llama 3's low-frequency band) must reach the cache key too.
+void check_rope(int threads, int B, int T, int NH, int HD, int pos0, bool scaled) {
   ThreadPool pool(threads);
+  std::vector<float> inv_freq = ref::rope_default_inv_freq(HD, 10000.0f);
+  if (scaled) {
+    for (size_t i = 0; i < inv_freq.size(); i += 2) inv_freq[i] /= 8.0f;
+  }
   char cfg[64];
-  std::snprintf(cfg, sizeof cfg, "T=%d HD=%d pos0=%d ", T, HD, pos0);
+  std::snprintf(cfg, sizeof cfg, "T=%d HD=%d pos0=%d %s", T, HD, pos0, scaled ? "scaled " : "");
   const size_t n = size_t(B) * T * NH * HD;
   const ct::Vec in = ct::rand_vec(n, 31), dout = ct::rand_vec(n, 32);
   ct::Vec want(n), got(n);
-  ref::rope_forward(want.data(), in.data(), B, T, NH, HD, pos0, 10000.0f);
-  cpu::rope_forward(pool, got.data(), in.data(), B, T, NH, HD, pos0, 10000.0f);
+  ref::rope_forward(want.data(), in.data(), B, T, NH, HD, pos0, inv_freq.data());
+  cpu::rope_forward(pool, got.data(), in.data(), B, T, NH, HD, pos0, inv_freq.data());
   ct::expect_close(name("rope fwd", threads, cfg).c_str(), got, want, 1e-5, 1e-6);
   ct::Vec inplace = in;
-  cpu::rope_forward(pool, inplace.data(), inplace.data(), B, T, NH, HD, pos0, 10000.0f);
+  cpu::rope_forward(pool, inplace.data(), inplace.data(), B, T, NH, HD, pos0, inv_freq.data());
   CHECK(inplace == got);
   ct::Vec want_din(n);
-  ref::rope_backward(want_din.data(), dout.data(), B, T, NH, HD, pos0, 10000.0f);
+  ref::rope_backward(want_din.data(), dout.data(), B, T, NH, HD, pos0, inv_freq.data());
   ct::Grad din(n, 33);
-  cpu::rope_backward(pool, din.data(), dout.data(), B, T, NH, HD, pos0, 10000.0f);
+  cpu::rope_backward(pool, din.data(), dout.data(), B, T, NH, HD, pos0, inv_freq.data());
   ct::expect_close(name("rope din +=", threads, cfg).c_str(), din.delta(), want_din, 1e-5, 1e-6);
 }
 
@@ -274,9 +279,10 @@ int main() {
     check_embedding(threads);
     check_rmsnorm(threads, 67, 1000);
     check_rmsnorm(threads, 5, 13);
-    check_rope(threads, 2, 100, 6, 128, 0);
-    check_rope(threads, 1, 37, 4, 8, 7);
-    check_rope(threads, 2, 1, 3, 64, 511);
+    check_rope(threads, 2, 100, 6, 128, 0, false);
+    check_rope(threads, 1, 37, 4, 8, 7, false);
+    check_rope(threads, 2, 1, 3, 64, 511, false);
+    check_rope(threads, 1, 37, 4, 8, 7, true);  // after an unscaled call with the same shape: a stale cache shows
     check_swiglu(threads);
     check_residual(threads);
     check_cross_entropy(threads);

@@ -213,20 +213,24 @@ void check_rope() {
     const std::string name = "rope T" + std::to_string(s.T) + " HD" + std::to_string(s.HD) + " pos" +
                              std::to_string(s.pos0);
     const size_t n = size_t(s.B) * s.T * s.NH * s.HD;
-    const float theta = 10000.0f;
+    // pos 1000 with a table whose upper half is divided by 8 (a scaled RoPE such as Llama 3's).
+    std::vector<float> inv_freq = ref::rope_default_inv_freq(s.HD, 10000.0f);
+    if (s.pos0 == 1000) {
+      for (size_t i = inv_freq.size() / 2; i < inv_freq.size(); ++i) inv_freq[i] /= 8.0f;
+    }
     const Vec x = ct::rand_vec(n, 11);
     Vec got(n), want(n), inplace = x;
-    g_ocl->rope_forward(got.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, theta);
-    g_ocl->rope_forward(inplace.data(), inplace.data(), s.B, s.T, s.NH, s.HD, s.pos0, theta);
+    g_ocl->rope_forward(got.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, inv_freq.data());
+    g_ocl->rope_forward(inplace.data(), inplace.data(), s.B, s.T, s.NH, s.HD, s.pos0, inv_freq.data());
     g_ocl->synchronize();
-    ref::rope_forward(want.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, theta);
+    ref::rope_forward(want.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, inv_freq.data());
     expect(name + " fwd", got, want, {1e-5, 1e-6});
     expect(name + " fwd in place", inplace, want, {1e-5, 1e-6});
     ct::Grad din(n, 12);
     Vec wdin = din.prior;
-    g_ocl->rope_backward(din.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, theta);
+    g_ocl->rope_backward(din.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, inv_freq.data());
     g_ocl->synchronize();
-    ref::rope_backward(wdin.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, theta);
+    ref::rope_backward(wdin.data(), x.data(), s.B, s.T, s.NH, s.HD, s.pos0, inv_freq.data());
     expect(name + " bwd", din.buf, wdin, {1e-5, 1e-6});
   }
 }
@@ -415,8 +419,9 @@ void check_chains() {
     be->linear_forward(q.data(), x.data(), wq.view, nullptr, N, C, NH * HD);
     be->linear_forward(k.data(), x.data(), wk.view, nullptr, N, C, NKV * HD);
     be->linear_forward(v.data(), x.data(), wv.view, nullptr, N, C, NKV * HD);
-    be->rope_forward(q.data(), q.data(), B, T, NH, HD, 0, 10000.0f);
-    be->rope_forward(k.data(), k.data(), B, T, NKV, HD, 0, 10000.0f);
+    const std::vector<float> inv_freq = ref::rope_default_inv_freq(HD, 10000.0f);
+    be->rope_forward(q.data(), q.data(), B, T, NH, HD, 0, inv_freq.data());
+    be->rope_forward(k.data(), k.data(), B, T, NKV, HD, 0, inv_freq.data());
     be->attention_forward(att.data(), lse.data(), q.data(), k.data(), v.data(), B, T, NH, NKV, HD);
     be->linear_forward(o.data(), att.data(), wo_half, nullptr, N, NH * HD, C);
     be->synchronize();

@@ -2,9 +2,9 @@
 // It does not deploy anything to a phone; that happens when training starts.
 import type { DeviceInfo } from '../../electron/core/api/types.js';
 import type { StepProps } from '../app.js';
-import { refreshDevices, startVirtualPhones } from '../actions.js';
+import { probeDevice, refreshDevices, startVirtualPhones } from '../actions.js';
 import { formatBytes } from '../format.js';
-import { isReady } from '../state.js';
+import { isReady, type AgentProbe } from '../state.js';
 
 /** "8 cores · up to 3.19 GHz", or '' when the phone did not say. */
 function cpuText(d: DeviceInfo): string {
@@ -20,8 +20,15 @@ function thermalText(d: DeviceInfo): { text: string; title: string } {
   return { text: parts.filter(Boolean).join(' · '), title: hottest ? `hottest thermal zone: ${hottest.type}` : '' };
 }
 
+/** The agent's answer in one line: "arm64-v8a · 8 threads · cpu(neon x8) · opencl(Adreno 740)". */
+function probeText(p: AgentProbe): string {
+  if (p.status === 'probing') return 'Asking the agent…';
+  if (p.status === 'failed') return `Agent check failed: ${p.error}`;
+  return [p.report.abi, `${p.report.cpuThreads} threads`, ...p.report.backends].join(' · ');
+}
+
 export function DevicesStep({ state, dispatch, api }: StepProps) {
-  const { list, selected, startingVirtual, error, loadedOnce } = state.devices;
+  const { list, selected, startingVirtual, error, loadedOnce, probes } = state.devices;
   const readyCount = list.filter(isReady).length;
   // Name the adb server only when phones come from more than one.
   const severalServers = new Set(list.map((d) => d.server)).size > 1;
@@ -110,6 +117,24 @@ export function DevicesStep({ state, dispatch, api }: StepProps) {
                   <td>
                     <span className={`state ${ready ? 'ok' : 'warn'}`}>{ready ? 'ready' : d.state === 'device' ? 'not ready' : d.state}</span>
                     {!ready && d.guidance && <div className="sub guidance">{d.guidance}</div>}
+                    {ready && (
+                      <div className="sub">
+                        {probes[d.id] ? (
+                          <span className={probes[d.id]!.status === 'failed' ? 'guidance' : ''} data-probe={d.id}>
+                            {probeText(probes[d.id]!)}
+                          </span>
+                        ) : (
+                          <button
+                            type="button"
+                            className="link"
+                            title="Start the agent on the phone for a moment and show its CPU SIMD level and OpenCL GPU"
+                            onClick={() => void probeDevice(api, dispatch, d.id)}
+                          >
+                            Check agent
+                          </button>
+                        )}
+                      </div>
+                    )}
                   </td>
                   <td className="num">
                     {d.ramTotalBytes > 0 ? `${formatBytes(d.ramAvailableBytes)} of ${formatBytes(d.ramTotalBytes)}` : '–'}

@@ -78,6 +78,15 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
               ))}
             </select>
           </label>
+          <label className="inline" title="Stage files stay on the phones by default, so the next run with the same model and split skips the push">
+            <input
+              type="checkbox"
+              checked={t.removeStageFiles}
+              disabled={running}
+              onChange={(e) => dispatch({ type: 'train-remove-stage-files', remove: e.target.checked })}
+            />
+            <span className="label">Remove weights from phones afterwards</span>
+          </label>
           {running ? (
             <button
               type="button"

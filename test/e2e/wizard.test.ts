@@ -74,6 +74,12 @@ test('the wizard trains, exports and generates against the real core', { skip, t
       const isVirtual = (await row.locator('.tag', { hasText: 'virtual' }).count()) > 0;
       if ((await box.isChecked()) !== isVirtual) await box.click();
     }
+    // "Check agent" on a virtual phone: its x86_64 agent answers with its CPU SIMD level (the real HELLO, via adb).
+    const virtualRow = rows.filter({ has: page.locator('.tag', { hasText: 'virtual' }) }).first();
+    await virtualRow.getByRole('button', { name: 'Check agent' }).click();
+    const probe = virtualRow.locator('[data-probe]');
+    await probe.filter({ hasNotText: 'Asking' }).waitFor({ timeout: 30_000 });
+    assert.match((await probe.textContent())!, /x86_64 · \d+ threads · cpu\(/, 'agent report shown');
     await shot('devices-ready');
     await next();
 

@@ -1,4 +1,4 @@
-// `confidant devices --agent` against a virtual phone on a private real adb server: the agent is pushed to its own
+// `confidant devices --agent` and `--clean` against a virtual phone on a private real adb server: the agent is pushed to its own
 // probe folder, started, asked (HELLO) and stopped; the report names the phone's ABI and the CPU backend, and an
 // agent that was already running on the phone (a training run's) is left alone.
 import assert from 'node:assert/strict';
@@ -70,4 +70,18 @@ test('devices --agent reports each phone agent\'s backends and leaves a running 
   } finally {
     await stopAgent(adb, phone.serial, installed.remoteDir);
   }
+});
+
+test('devices --clean stops Confidant\'s agents and removes its folder from the phone', { skip, timeout: 120_000 }, async () => {
+  const adb = createAdb((server as TestAdbServer).endpoint);
+  const installed = await installAgent(adb, phone.serial, { agents: findAgentBinaries(repoRoot()) });
+  await startAgent(adb, phone.serial, installed, { memoryBudgetMb: 64 });
+  assert.equal(agentPidsIn(join(phone.sandboxDir, installed.remoteDir)).length, 1, 'the agent runs before the clean');
+  const r = spawnSync(process.execPath, [join(repoRoot(), 'bin/confidant.js'), 'devices', '--adb-port', String(PORT), '--clean'], { encoding: 'utf8', timeout: 90_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, new RegExp(`${phone.serial}: removed Confidant's agents and files \\(\\d+\\.\\d MiB freed\\)`));
+  assert.deepEqual(agentPidsIn(join(phone.sandboxDir, installed.remoteDir)), [], 'the agent still runs');
+  // Through the real adb command line, as a user would check.
+  const ls = spawnSync('adb', ['-P', String(PORT), '-s', phone.serial, 'shell', `ls -d ${installed.remoteDir} 2>&1 || true`], { encoding: 'utf8' });
+  assert.match(ls.stdout, /No such file/, `the folder is still there: ${ls.stdout}`);
 });

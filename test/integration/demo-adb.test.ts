@@ -50,6 +50,11 @@ test('demo: two virtual phones over adb, loss goes down, run folder reproducible
   // Per-step training losses are on different batches (noisy); the held-out loss is measured on the same samples.
   assert.ok(run.losses.every((l: number) => Number.isFinite(l)));
   assert.ok(run.evalLossAfter < run.evalLossBefore - 0.05, `held-out loss ${run.evalLossBefore} -> ${run.evalLossAfter}`);
+  // onnxruntime recomputed both from the exported adapter (another engine, another graph): the agents' numbers hold.
+  const ort = run.heldOutLossOrt as { before: number; after: number };
+  assert.ok(Math.abs(ort.before - run.evalLossBefore) < 1e-4 * run.evalLossBefore, `before: agents ${run.evalLossBefore}, onnxruntime ${ort.before}`);
+  assert.ok(Math.abs(ort.after - run.evalLossAfter) < 1e-4 * run.evalLossAfter, `after: agents ${run.evalLossAfter}, onnxruntime ${ort.after}`);
+  assert.match(r.stdout, /onnxruntime, independently from the exported adapter: \d+\.\d{4} before/);
   // The visible change: the base model names the girl Lily, the adapted one uses the dataset's new name.
   assert.match(run.samplesBefore[0], /named Lily/);
   assert.match(run.samplesAfter[0], /named Zara/);

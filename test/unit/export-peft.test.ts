@@ -115,7 +115,7 @@ test('PEFT export refuses to overwrite a non-empty folder unless asked', async (
     const outDir = join(dir, 'out');
     await mkdir(outDir);
     await writeFile(join(outDir, 'keep.txt'), 'user file');
-    await assert.rejects(exportPeft(makeLora(2, ['q_proj', 'v_proj'], 1), opts, outDir), /out already exists and is not empty \(keep\.txt\); choose another folder or pass overwrite: true/);
+    await assert.rejects(exportPeft(makeLora(2, ['q_proj', 'v_proj'], 1), opts, outDir), /out already exists and is not empty \(keep\.txt\): choose another path or allow overwriting/);
     assert.equal(await readFile(join(outDir, 'keep.txt'), 'utf8'), 'user file');
 
     await exportPeft(makeLora(2, ['q_proj', 'v_proj'], 1), { ...opts, overwrite: true }, outDir);

@@ -37,6 +37,10 @@ function fakeService() {
       calls.push({ method: 'listDevices', params: undefined });
       return [];
     },
+    async probeDevice(params) {
+      calls.push({ method: 'probeDevice', params });
+      return { abi: 'x86_64', cpuThreads: 2, backends: ['cpu(avx2 x2)'], opencl: false };
+    },
     async startVirtualPhones(params) {
       calls.push({ method: 'startVirtualPhones', params });
       return [];
@@ -48,8 +52,9 @@ function fakeService() {
     startTraining: async () => ({ runId: 'run-1' }),
     stopTraining: async () => {},
     listRuns: async () => [],
-    exportAdapter: async (p) => ({ outDir: p.outDir }),
+    exportAdapter: async (p) => ({ outDir: p.outDir, files: [] }),
     generate: async () => ({ text: '' }),
+    stopGenerate: async () => {},
     defaults: async () => ({ modelPath: 'm', datasetPath: 'd' }),
     onEvent(listener) {
       listeners.add(listener);

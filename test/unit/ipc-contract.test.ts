@@ -19,8 +19,10 @@ test('every method named in the brief is in the contract', () => {
     'listDevices',
     'listRuns',
     'previewDataset',
+    'probeDevice',
     'startTraining',
     'startVirtualPhones',
+    'stopGenerate',
     'stopTraining',
   ]);
 });
@@ -67,7 +69,7 @@ test('validateCall names the method and every bad field', () => {
   check('inspectModel', { path: '   ' }, /model path is empty/);
   check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: [], steps: 0 }, /select at least one device/, /steps/);
   check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: ['a'], steps: 1, weightFormat: 'q3' }, /weightFormat must be one of f32, f16, int8, q4_0, fp4/);
-  check('exportAdapter', { runId: 'r', format: 'gguf', outDir: 'o' }, /format must be 'peft'/);
+  check('exportAdapter', { runId: 'r', format: 'onnx', outDir: 'o' }, /format must be 'peft', 'gguf' or 'merged'/);
   check('generate', { runId: 'r', prompt: 'p', maxTokens: 1e6 }, /maxTokens must be at most 4096/);
   check('listRuns', 'not an object');
 });
@@ -76,6 +78,8 @@ function stubService(overrides: Partial<ConfidantService>): ConfidantService {
   const fail = () => Promise.reject(new Error('not stubbed'));
   return {
     listDevices: fail,
+    probeDevice: fail,
+    stopGenerate: fail,
     startVirtualPhones: fail,
     inspectModel: fail,
     previewDataset: fail,
@@ -95,7 +99,7 @@ test('dispatchCall passes validated params to the service and wraps results and 
   const service = stubService({
     async inspectModel(p) {
       seen.push(p);
-      return { path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260000 };
+      return { path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260000, source: 'hf' as const, numHeads: 8, numKvHeads: 4, storage: [['F32', 260_000]] as [string, number][], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false };
     },
     async stopTraining() {},
     async previewDataset() {

@@ -24,7 +24,7 @@ test('config.json of stories260K reads as its README states', async () => {
   const c = await readModelConfig(MODEL_DIR);
   assert.deepEqual(c, {
     modelType: 'llama', hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8,
-    vocabSize: 512, rmsNormEps: 1e-5, ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false,
+    vocabSize: 512, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, slidingWindow: null, tieWordEmbeddings: true, attentionBias: false,
     bosTokenId: 1, eosTokenIds: [1, 2], maxPositionEmbeddings: 512,
   });
   // head_dim defaults to hidden / heads; qwen2 implies q/k/v biases; eos lists are merged.

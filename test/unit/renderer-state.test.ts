@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DeviceInfo, TrainEvent, TrainPlan } from '../../electron/core/api/types.js';
+import type { ModelSummary } from '../../electron/core/api/contract.js';
 import {
   blocker,
   canVisit,
@@ -41,7 +42,10 @@ function device(serial: string, state = 'device'): DeviceInfo {
 }
 
 const run = (state: WizardState, ...actions: Action[]) => actions.reduce(reducer, state);
-const summary = { path: '/m', modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260_000 };
+const summary: ModelSummary = {
+  path: '/m', source: 'hf', modelType: 'llama', numLayers: 5, hiddenSize: 64, numHeads: 8, numKvHeads: 4, vocabSize: 512, paramCount: 260_000,
+  storage: [['F32', 260_000]], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false,
+};
 const preview = { path: '/d.jsonl', samples: ['hello'], count: 10, errors: [{ line: 3, message: 'not JSON' }] };
 const plan: TrainPlan = {
   stages: [
@@ -124,6 +128,19 @@ test('device selection: ready phones auto-selected once, not-ready ones never, v
   assert.deepEqual(s.devices.selected, [], 'B vanished; the user had made a choice, so nothing is auto-selected');
   s = reducer(s, { type: 'device-toggled', id: 'C' });
   assert.deepEqual(selectedReady(s), ['C']);
+});
+
+test('pushed device lists update the table like a poll; agent checks are kept per device', () => {
+  let s = reducer(initialState(), { type: 'event', message: { event: 'devices', data: [device('A'), device('B', 'unauthorized')] } });
+  assert.deepEqual(s.devices.list.map((d) => d.id), ['A', 'B']);
+  assert.deepEqual(s.devices.selected, ['A'], 'a pushed list selects ready phones on first sight too');
+  assert.equal(s.train.status, 'idle', 'a devices event is not a train event');
+  s = run(s, { type: 'probe-started', id: 'A' }, { type: 'probe-failed', id: 'B', error: 'not ready' });
+  assert.deepEqual(s.devices.probes.A, { status: 'probing' });
+  const report = { abi: 'arm64-v8a', cpuThreads: 8, backends: ['cpu(neon x8)', 'opencl(Adreno 740)'], opencl: true };
+  s = reducer(s, { type: 'probe-done', id: 'A', report });
+  assert.deepEqual(s.devices.probes.A, { status: 'done', report });
+  assert.deepEqual(s.devices.probes.B, { status: 'failed', error: 'not ready' });
 });
 
 test('editing a path clears the previous inspection or preview', () => {
@@ -212,12 +229,15 @@ test('stop, failure and start errors end in distinct, explained states', () => {
   assert.equal(s.train.runId, null);
 });
 
-test('starting again resets the live view but keeps the step count and weight format chosen', () => {
+test('starting again resets the live view but keeps the step count, weight format and clean-up choice', () => {
   assert.equal(atTrain().train.weightFormat, 'f32');
-  let s = run(atTrain(), { type: 'train-steps', text: '7' }, { type: 'train-weight-format', weightFormat: 'q4_0' }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
+  assert.equal(atTrain().train.removeStageFiles, false);
+  let s = run(atTrain(), { type: 'train-steps', text: '7' }, { type: 'train-weight-format', weightFormat: 'q4_0' },
+    { type: 'train-remove-stage-files', remove: true }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
   s = run(s, event(ev.step(1, 5)), event(ev.finished(true)), { type: 'train-starting' });
   assert.equal(s.train.stepsText, '7');
   assert.equal(s.train.weightFormat, 'q4_0');
+  assert.equal(s.train.removeStageFiles, true);
   assert.deepEqual(s.train.losses, []);
   assert.equal(s.train.runId, null);
   // While running, a second start is ignored.

@@ -16,19 +16,21 @@ const listeners = new Set<(m: EventMessage) => void>();
 const calls: { method: string; params: unknown }[] = [];
 const service: ConfidantService = {
   listDevices: async () => [],
+  probeDevice: async () => Promise.reject(new Error('not used here')),
   startVirtualPhones: async (p) => {
     calls.push({ method: 'startVirtualPhones', params: p });
     return [];
   },
-  inspectModel: async (p) => ({ path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260_000 }),
+  inspectModel: async (p) => ({ path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260_000, source: 'hf' as const, numHeads: 8, numKvHeads: 4, storage: [['F32', 260_000]] as [string, number][], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false }),
   previewDataset: async () => {
     throw new Error('data.jsonl does not exist: check the path');
   },
   startTraining: async () => ({ runId: 'run-1' }),
   stopTraining: async () => {},
   listRuns: async () => [],
-  exportAdapter: async (p) => ({ outDir: p.outDir }),
+  exportAdapter: async (p) => ({ outDir: p.outDir, files: [] }),
   generate: async () => ({ text: 'hello' }),
+  stopGenerate: async () => {},
   defaults: async () => ({ modelPath: 'models/stories260K', datasetPath: 'data/tiny.jsonl' }),
   onEvent(l) {
     listeners.add(l);

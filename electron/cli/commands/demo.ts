@@ -69,6 +69,10 @@ export async function demoCommand(argv: string[]): Promise<TrainJobResult> {
       console.log(JSON.stringify({ type: 'demo-result', ...result }));
     } else {
       console.log(`\nheld-out loss: ${result.evalLossBefore.toFixed(4)} before, ${result.evalLossAfter.toFixed(4)} after`);
+      const ort = result.heldOutLossOrt;
+      console.log('error' in ort
+        ? `  (the onnxruntime check could not run: ${ort.error})`
+        : `  onnxruntime, independently from the exported adapter: ${ort.before.toFixed(4)} before, ${ort.after.toFixed(4)} after`);
       result.samplesBefore.forEach((s, i) => console.log(`\nbefore: ${s}\nafter:  ${result.samplesAfter[i]}`));
       console.log(`\nrun folder: ${result.runDir}\nPEFT adapter: ${result.adapterDir}`);
     }

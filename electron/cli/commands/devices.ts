@@ -8,6 +8,7 @@ import { adbServerList, parseAdbServer, serverKey } from '../../core/adb/servers
 import { UsageError, gib } from '../args.js';
 import type { Adb } from '../../core/adb/client.js';
 import { probeAgentCapabilities } from '../../core/deploy/agent-probe.js';
+import { removeConfidantFiles } from '../../core/deploy/phone-cleanup.js';
 import { bundledPaths } from '../../core/paths.js';
 
 /** The local server (port --adb-port, default 5037) and every --adb host:port, as the CLI options give them. */
@@ -78,7 +79,7 @@ export async function devicesCommand(argv: string[]): Promise<void> {
     args: argv,
     options: {
       json: { type: 'boolean' }, 'adb-port': { type: 'string' }, adb: { type: 'string', multiple: true },
-      agent: { type: 'boolean' },
+      agent: { type: 'boolean' }, clean: { type: 'boolean' },
     },
   });
   const servers = adbServersFromOptions(values);
@@ -96,13 +97,31 @@ export async function devicesCommand(argv: string[]): Promise<void> {
     }
     devices = listed.devices;
   }
+  const adbOf = (d: DeviceInfo) => adbs.find((a) => serverKey(a.endpoint) === d.server) ?? adbs[0]!;
+  if (values.clean) return cleanPhones(devices, adbOf);
   // --agent: start the agent on each ready phone for a moment and ask what it can do (CPU SIMD, OpenCL device).
-  const reports = values.agent ? await probeAgents(devices, (d) => adbs.find((a) => serverKey(a.endpoint) === d.server) ?? adbs[0]!) : null;
+  const reports = values.agent ? await probeAgents(devices, adbOf) : null;
   if (values.json) {
     console.log(JSON.stringify(reports ? devices.map((d) => ({ ...d, agent: reports.get(d) ?? null })) : devices, null, 2));
     return;
   }
   printDevices(devices, servers.length > 1, reports);
+}
+
+/** --clean: stop Confidant's agents on every ready phone and delete its folder there; a phone that fails is reported. */
+async function cleanPhones(devices: DeviceInfo[], adbOf: (d: DeviceInfo) => Adb): Promise<void> {
+  let failed = 0;
+  for (const d of devices) {
+    if (d.state !== 'device') continue;
+    try {
+      const { bytesFreed } = await removeConfidantFiles(adbOf(d), d.serial);
+      console.log(`${d.id}: removed Confidant's agents and files (${(bytesFreed / 2 ** 20).toFixed(1)} MiB freed)`);
+    } catch (err) {
+      failed++;
+      console.error(`${d.id}: ${(err as Error).message}`);
+    }
+  }
+  if (failed > 0) throw new Error(`${failed} phone(s) could not be cleaned`);
 }
 
 function printDevices(devices: DeviceInfo[], showServer: boolean, reports: Map<DeviceInfo, AgentReport> | null): void {

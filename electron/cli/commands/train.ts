@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { bundledPaths } from '../../core/paths.js';
-import { openModelFolder } from '../../core/model/model-folder.js';
+import { openModel } from '../../core/model/model-folder.js';
 import { connectAdb, createAdb } from '../../core/adb/client.js';
 import { listDevicesOnServers } from '../../core/adb/devices.js';
 import { serverKey } from '../../core/adb/servers.js';
@@ -13,6 +13,9 @@ import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
 import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
 import { printEvent } from '../progress.js';
+import { DATASET_ARG_OPTIONS, datasetOptionsFromArgs } from './data.js';
+import { checkBadRows, readDataset } from '../../core/data/read-dataset.js';
+import { formatBadRows } from '../../core/data/bad-rows.js';
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -33,6 +36,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
       'adb-port': { type: 'string' },
       adb: { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      'remove-stage-files': { type: 'boolean' },
+      ...DATASET_ARG_OPTIONS,
     },
   });
   const paths = bundledPaths();
@@ -42,8 +47,14 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const rank = parseCount(values.rank, '--rank', d.loraRank);
   const weightFormat = values['weight-format'] ?? d.weightFormat;
   if (!isWeightFormat(weightFormat)) throw new UsageError(`--weight-format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${weightFormat}"`);
+  const dataset = datasetOptionsFromArgs(values);
   const modelDir = resolve(values.model ?? paths.modelDir);
-  await openModelFolder(modelDir); // a bad model folder is reported before any phone is touched
+  await openModel(modelDir); // a bad model folder or GGUF file is reported before any phone is touched
+  // So is a bad dataset; rows that are skipped are listed, so skipping is never silent.
+  const datasetPath = resolve(values.data ?? paths.datasetPath);
+  const read = await readDataset(datasetPath, dataset);
+  checkBadRows(read, dataset.skipBadRows ?? false);
+  if (read.badRows.length) console.error(`skipping ${read.badRows.length} bad rows of ${datasetPath}:\n${formatBadRows(read.badRows)}`);
   // The local adb server (checked: a clear error when it is down) and any --adb host:port servers.
   const servers = adbServersFromOptions(values);
   const adbs = [await connectAdb(servers[0]), ...servers.slice(1).map((ep) => createAdb(ep))];
@@ -55,15 +66,17 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const result = await runTrainJob({
     ...d,
     modelDir,
-    datasetPath: resolve(values.data ?? paths.datasetPath),
+    datasetPath,
     runsDir: resolve(values['runs-dir'] ?? paths.runsDir),
     cacheDir: paths.cacheDir,
     devices,
-    deployer: deployerForServers(adbs, devices, paths.agentBinaries),
+    // Stage files stay on the phones unless asked (the next run with the same split then skips the push).
+    deployer: deployerForServers(adbs, devices, paths.agentBinaries, { deleteStageOnStop: values['remove-stage-files'] ?? false }),
     steps: parseCount(values.steps, '--steps', d.steps),
     microBatches: parseCount(values['micro-batches'], '--micro-batches', d.microBatches),
     microBatchSize: parseCount(values['micro-batch-size'], '--micro-batch-size', d.microBatchSize),
     seqLen: parseCount(values['seq-len'], '--seq-len', d.seqLen),
+    dataset,
     loraRank: rank,
     loraAlpha: 2 * rank,
     weightFormat,

@@ -4,7 +4,8 @@
 // stay free of Node and DOM APIs: the renderer imports its types, the shell and the headless server its values.
 import { z } from 'zod';
 import { WEIGHT_FORMATS } from '../model/quantize.js';
-import type { DeviceInfo, TrainEvent } from './types.js';
+import { datasetOptionsSchema, previewDatasetParams, type DatasetDetails } from '../data/dataset-contract.js';
+import type { DeviceInfo, ModelFacts, TrainEvent } from './types.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parameters: one zod schema per method. Strict objects, so a misspelt key is an error instead of being ignored.
@@ -16,13 +17,14 @@ const noParams = z.strictObject({});
 
 export const methodParams = {
   listDevices: noParams,
+  probeDevice: z.strictObject({ id: z.string().min(1, { error: 'id is empty: pass a device id (server/serial)' }) }),
   startVirtualPhones: z.strictObject({
     count: z.int({ error: 'count must be a whole number' }).min(1, { error: 'count must be at least 1' }).max(8, {
       error: 'count must be at most 8 virtual phones',
     }),
   }),
   inspectModel: z.strictObject({ path: nonEmptyPath('model path') }),
-  previewDataset: z.strictObject({ path: nonEmptyPath('dataset path') }),
+  previewDataset: previewDatasetParams,
   startTraining: z.strictObject({
     modelPath: nonEmptyPath('model path'),
     datasetPath: nonEmptyPath('dataset path'),
@@ -33,13 +35,22 @@ export const methodParams = {
       error: 'steps must be at most 100000',
     }),
     weightFormat: z.enum(WEIGHT_FORMATS, { error: `weightFormat must be one of ${WEIGHT_FORMATS.join(', ')}` }).optional(),
+    /** How to read the dataset file (format, columns, skipping bad rows) and the sequence length. */
+    dataset: datasetOptionsSchema.optional(),
+    /** Delete the stage files from the phones when the run ends (default: keep them, so the next run skips the push). */
+    removeStageFiles: z.boolean({ error: 'removeStageFiles must be true or false' }).optional(),
   }),
   stopTraining: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
   listRuns: noParams,
   exportAdapter: z.strictObject({
     runId: z.string().min(1, { error: 'runId is empty' }),
-    format: z.literal('peft', { error: "format must be 'peft' (the only format this version writes)" }),
-    outDir: nonEmptyPath('output folder'),
+    format: z.enum(['peft', 'gguf', 'merged'], { error: "format must be 'peft', 'gguf' or 'merged'" }),
+    /** A folder for peft and merged, a .gguf file for gguf. */
+    outDir: nonEmptyPath('output path'),
+    /** Replace an existing output; without it an existing one is refused. */
+    overwrite: z.boolean({ error: 'overwrite must be true or false' }).optional(),
+    /** The base model folder, when it moved since the run (gguf and merged read it). */
+    modelDir: nonEmptyPath('model folder').optional(),
   }),
   generate: z.strictObject({
     /** null: the base model without an adapter. */
@@ -49,20 +60,23 @@ export const methodParams = {
       4096,
       { error: 'maxTokens must be at most 4096' },
     ),
+    /** 0 or absent: greedy. With topP (default 1) and seed (default 0) for sampling. */
+    temperature: z.number({ error: 'temperature must be a number' }).min(0, { error: 'temperature must be at least 0' }).max(100, { error: 'temperature must be at most 100' }).optional(),
+    topP: z.number({ error: 'topP must be a number' }).gt(0, { error: 'topP must be above 0' }).max(1, { error: 'topP must be at most 1' }).optional(),
+    seed: z.int({ error: 'seed must be a whole number' }).min(0, { error: 'seed must be at least 0' }).max(2 ** 32 - 1, { error: 'seed must be below 2^32' }).optional(),
+    /** Set: every piece of text is also pushed as a 'generate-token' event with this id, and stopGenerate can stop it. */
+    streamId: z.string({ error: 'streamId must be a string' }).min(1, { error: 'streamId is empty' }).max(100, { error: 'streamId is longer than 100 characters' }).optional(),
   }),
+  stopGenerate: z.strictObject({ streamId: z.string().min(1, { error: 'streamId is empty' }) }),
   defaults: noParams,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Results.
 
-export interface ModelSummary {
+/** The opened model (a Hugging Face folder or a GGUF file) as the Model step shows it. */
+export interface ModelSummary extends ModelFacts {
   path: string;
-  modelType: string;
-  numLayers: number;
-  hiddenSize: number;
-  vocabSize: number;
-  paramCount: number;
 }
 
 export interface DatasetLineError {
@@ -78,6 +92,17 @@ export interface DatasetPreview {
   /** Number of usable samples in the whole file. */
   count: number;
   errors: DatasetLineError[];
+  /** Format, statistics, every bad row, the first rows tokenized with the trained part marked (data/preview.ts). */
+  details?: DatasetDetails;
+}
+
+/** What a phone's agent says it can run on (its HELLO), for the Devices step's "Check agent". */
+export interface AgentReport {
+  abi: string;
+  cpuThreads: number;
+  /** e.g. ["cpu(neon x4)", "opencl(Adreno 740)"] or ["cpu(avx2 x8)", "opencl unavailable: ..."]. */
+  backends: string[];
+  opencl: boolean;
 }
 
 export interface RunSummary {
@@ -95,15 +120,18 @@ export interface Defaults {
 
 export interface MethodResults {
   listDevices: DeviceInfo[];
+  probeDevice: AgentReport;
   startVirtualPhones: DeviceInfo[];
   inspectModel: ModelSummary;
   previewDataset: DatasetPreview;
   startTraining: { runId: string };
   stopTraining: void;
   listRuns: RunSummary[];
-  exportAdapter: { outDir: string };
+  /** outDir: the absolute output path; files: what was written there, with sizes. */
+  exportAdapter: { outDir: string; files: { name: string; bytes: number }[] };
   /** The continuation only (the prompt is not repeated). */
   generate: { text: string };
+  stopGenerate: void;
   defaults: Defaults;
 }
 
@@ -118,6 +146,15 @@ export const methodNames = Object.keys(methodParams) as MethodName[];
 
 export interface ApiEvents {
   'train-event': TrainEvent;
+  'generate-token': GenerateTokenEvent;
+  /** Every adb server's phones, pushed when one is plugged in, unplugged or changes state (adb track-devices). */
+  devices: DeviceInfo[];
+}
+/** One piece of text of a streamed generate call (pieces in `index` order make the continuation). */
+export interface GenerateTokenEvent {
+  streamId: string;
+  index: number;
+  piece: string;
 }
 export type EventName = keyof ApiEvents;
 /** One pushed event as it travels (IPC message, WebSocket frame). */
@@ -128,14 +165,16 @@ export type EventMessage = { [E in EventName]: { event: E; data: ApiEvents[E] } 
 
 export interface ConfidantService {
   listDevices(): Promise<DeviceInfo[]>;
+  probeDevice(params: ParamsOf<'probeDevice'>): Promise<AgentReport>;
   startVirtualPhones(params: ParamsOf<'startVirtualPhones'>): Promise<DeviceInfo[]>;
   inspectModel(params: ParamsOf<'inspectModel'>): Promise<ModelSummary>;
   previewDataset(params: ParamsOf<'previewDataset'>): Promise<DatasetPreview>;
   startTraining(params: ParamsOf<'startTraining'>): Promise<{ runId: string }>;
   stopTraining(params: ParamsOf<'stopTraining'>): Promise<void>;
   listRuns(): Promise<RunSummary[]>;
-  exportAdapter(params: ParamsOf<'exportAdapter'>): Promise<{ outDir: string }>;
+  exportAdapter(params: ParamsOf<'exportAdapter'>): Promise<ResultOf<'exportAdapter'>>;
   generate(params: ParamsOf<'generate'>): Promise<{ text: string }>;
+  stopGenerate(params: ParamsOf<'stopGenerate'>): Promise<void>;
   defaults(): Promise<Defaults>;
   /** Subscribe to pushed events; returns the unsubscribe function. */
   onEvent(listener: (message: EventMessage) => void): () => void;

@@ -101,3 +101,22 @@ export type TrainEvent =
   | { type: 'device-step'; runId: string; step: number; serial: string; busyMs: number; rssBytes: number; peakRssBytes: number; bytesIn: number; bytesOut: number; timeMs: number }
   | { type: 'eval'; runId: string; when: 'before' | 'after'; loss: number; timeMs: number }
   | { type: 'run-finished'; runId: string; runDir: string; ok: boolean; error?: string; timeMs: number };
+
+/** What the Model step shows about an opened model (core/model/model-summary.ts fills it). */
+export interface ModelFacts {
+  source: 'hf' | 'gguf';
+  modelType: string;
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  vocabSize: number;
+  paramCount: number;
+  /** Storage types of the weights with their parameter counts, largest first, e.g. [["BF16", 1.2e9], ["F32", 2e5]]. */
+  storage: [string, number][];
+  /** e.g. "llama3 ×8", "linear ×2", null for plain RoPE. */
+  ropeScaling: string | null;
+  slidingWindow: number | null;
+  tiedEmbeddings: boolean;
+  attentionBias: boolean;
+}

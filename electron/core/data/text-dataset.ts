@@ -1,6 +1,6 @@
 // Reads a plain-text training file into documents: stories separated by `<|endoftext|>` lines (TinyStories style),
 // or, when the file has no such line, one document per blank-line-separated block. No tokenisation here.
-import { readFile } from 'node:fs/promises';
+import { readDatasetFile, splitLines, stripBom, type Line } from './lines.js';
 
 export const DOC_SEPARATOR = '<|endoftext|>';
 
@@ -30,47 +30,13 @@ export interface TextDataset {
   issues: DatasetIssue[];
 }
 
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-interface Line {
-  text: string | null; // null: not valid UTF-8
-  nul: boolean;
-}
-
-function splitLines(bytes: Uint8Array): Line[] {
-  const lines: Line[] = [];
-  let start = 0;
-  for (let i = 0; i <= bytes.length; i++) {
-    if (i === bytes.length || bytes[i] === 0x0a) {
-      let end = i;
-      if (end > start && bytes[end - 1] === 0x0d) end--; // CRLF
-      const slice = bytes.subarray(start, end);
-      let text: string | null;
-      try {
-        text = fatalUtf8.decode(slice);
-      } catch {
-        text = null;
-      }
-      lines.push({ text, nul: slice.includes(0) });
-      start = i + 1;
-    }
-  }
-  // A final newline ends the last line; it does not start an empty one.
-  if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0a) lines.pop();
-  return lines;
-}
-
 function rangeText(first: number, last: number): string {
   return first === last ? `line ${first}` : `lines ${first}-${last}`;
 }
 
 /** Parses file contents; `path` only names the file in messages. */
 export function parseTextDataset(input: Uint8Array, path: string): TextDataset {
-  if (input.length >= 2 && ((input[0] === 0xff && input[1] === 0xfe) || (input[0] === 0xfe && input[1] === 0xff))) {
-    throw new Error(`${path}: the file is UTF-16; save it as UTF-8 plain text`);
-  }
-  const bytes = input.length >= 3 && input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? input.subarray(3) : input;
-  const lines = splitLines(bytes);
+  const lines = splitLines(stripBom(input, path));
   const isSeparator = (l: Line): boolean => l.text !== null && l.text.trim() === DOC_SEPARATOR;
   const isBlank = (l: Line): boolean => l.text !== null && l.text.trim() === '';
   const format: TextDataset['format'] = lines.some(isSeparator) ? 'separator' : 'blank-lines';
@@ -132,14 +98,7 @@ export function parseTextDataset(input: Uint8Array, path: string): TextDataset {
 }
 
 export async function readTextDataset(path: string): Promise<TextDataset> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${path}: dataset file not found`);
-    throw err;
-  }
-  return parseTextDataset(bytes, path);
+  return parseTextDataset(await readDatasetFile(path), path);
 }
 
 /** One line per issue (at most `max`), for logs and the UI. */

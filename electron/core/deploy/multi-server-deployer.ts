@@ -4,7 +4,7 @@
 // different servers need nothing else.
 import type { Adb } from '../adb/client.js';
 import { parseDeviceId, serverKey } from '../adb/servers.js';
-import { AdbDeployer } from './adb-deployer.js';
+import { AdbDeployer, type AdbDeployerOptions } from './adb-deployer.js';
 import type { DeployedAgent, PushProgress, StageDeployer } from './stage-deployer.js';
 
 export class MultiServerDeployer implements StageDeployer {
@@ -32,13 +32,13 @@ export class MultiServerDeployer implements StageDeployer {
  * The deployer for a run's devices (plan names from chooseTrainingDevices): an AdbDeployer for the default server
  * (adbs[0]) and for every other server one of the devices is on.
  */
-export function deployerForServers(adbs: Adb[], devices: { serial: string }[], agentBinaries: Record<string, string>): MultiServerDeployer {
+export function deployerForServers(adbs: Adb[], devices: { serial: string }[], agentBinaries: Record<string, string>, options: AdbDeployerOptions = {}): MultiServerDeployer {
   const defaultServer = serverKey(adbs[0]!.endpoint);
   const used = new Set(devices.map((d) => parseDeviceId(d.serial).server ?? defaultServer));
   const deployers = new Map<string, StageDeployer>();
   for (const adb of adbs) {
     const key = serverKey(adb.endpoint);
-    if (key === defaultServer || used.has(key)) deployers.set(key, new AdbDeployer(adb, agentBinaries));
+    if (key === defaultServer || used.has(key)) deployers.set(key, new AdbDeployer(adb, agentBinaries, options));
   }
   return new MultiServerDeployer(deployers, defaultServer);
 }

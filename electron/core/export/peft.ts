@@ -1,11 +1,10 @@
 // Exports trained LoRA tensors as a Hugging Face PEFT adapter folder (adapter_config.json + adapter_model.safetensors).
-// Plain LoRA only (LoRA-FA exports as LoRA with its frozen A); no GGUF here, no merging into the base weights.
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+// Plain LoRA only (LoRA-FA exports as LoRA with its frozen A); GGUF (gguf-lora.ts) and merging (merged.ts) read it back.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors, type F32Tensor } from '../model/safetensors.js';
 import type { NamedTensor } from '../protocol/messages.js';
-import { fsyncDir } from '../util/atomic-file.js';
+import { writeFolderAtomically } from './atomic-output.js';
 
 export const PEFT_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type PeftModule = (typeof PEFT_MODULES)[number];
@@ -133,65 +132,36 @@ export function peftAdapterConfig(opts: PeftExportOptions): Record<string, unkno
   };
 }
 
-async function existingEntries(dir: string): Promise<string[] | null> {
-  try {
-    const s = await stat(dir);
-    if (!s.isDirectory()) throw new Error(`${dir} exists and is not a folder; choose another export folder`);
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
 /**
  * Writes `outDir`/adapter_config.json and `outDir`/adapter_model.safetensors. The folder is assembled under a
  * temporary sibling name and renamed into place, so `outDir` never holds a half-written adapter.
  */
 export async function exportPeft(lora: LoraTensors, opts: PeftExportOptions, outDirIn: string): Promise<PeftExportResult> {
-  const outDir = resolve(outDirIn);
   const tensors = toPeftTensors(loraTensorMap(lora), opts);
-  const existing = await existingEntries(outDir);
-  if (existing && existing.length > 0 && !opts.overwrite) {
-    throw new Error(`${outDir} already exists and is not empty (${existing.slice(0, 3).join(', ')}${existing.length > 3 ? ', ...' : ''}); choose another folder or pass overwrite: true`);
-  }
-  const parent = dirname(outDir);
-  await mkdir(parent, { recursive: true });
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const tempDir = join(parent, `.${basename(outDir)}.tmp-${tag}`);
-  await mkdir(tempDir);
-  try {
-    const { bytes } = await writeSafetensors(join(tempDir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+  const outDir = resolve(outDirIn);
+  const bytes = await writeFolderAtomically(outDir, opts.overwrite ?? false, async (tempDir) => {
+    const written = await writeSafetensors(join(tempDir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
     await writeFile(join(tempDir, 'adapter_config.json'), JSON.stringify(peftAdapterConfig(opts), null, 2) + '\n', { flush: true });
-    await fsyncDir(tempDir);
-    if (existing) {
-      // Move the old folder aside first: rename cannot replace a non-empty folder.
-      const oldDir = join(parent, `.${basename(outDir)}.old-${tag}`);
-      await rename(outDir, oldDir);
-      try {
-        await rename(tempDir, outDir);
-      } catch (err) {
-        await rename(oldDir, outDir).catch(() => undefined);
-        throw err;
-      }
-      await rm(oldDir, { recursive: true, force: true });
-    } else {
-      await rename(tempDir, outDir);
-    }
-    await fsyncDir(parent);
-    return { outDir, files: ['adapter_config.json', 'adapter_model.safetensors'], tensorCount: tensors.length, adapterBytes: bytes };
-  } catch (err) {
-    await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
-    throw err;
-  }
+    return written.bytes;
+  });
+  return { outDir, files: ['adapter_config.json', 'adapter_model.safetensors'], tensorCount: tensors.length, adapterBytes: bytes };
+}
+
+export interface PeftAdapter {
+  rank: number;
+  alpha: number;
+  /** adapter_config.json use_rslora: scale alpha / sqrt(r) instead of alpha / r. */
+  useRslora: boolean;
+  targetModules: string[];
+  tensors: NamedTensor[];
 }
 
 /** Reads a PEFT adapter folder back: LoRA tensors under protocol names, with rank and alpha from its config. */
-export async function readPeftAdapter(dir: string): Promise<{ rank: number; alpha: number; targetModules: string[]; tensors: NamedTensor[] }> {
+export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   const configPath = join(dir, 'adapter_config.json');
   const config = JSON.parse(await readFile(configPath, 'utf8').catch(() => {
     throw new Error(`${configPath} is missing: ${dir} is not a PEFT adapter folder`);
-  })) as { r?: unknown; lora_alpha?: unknown; target_modules?: unknown };
+  })) as { r?: unknown; lora_alpha?: unknown; target_modules?: unknown; use_rslora?: unknown };
   if (typeof config.r !== 'number' || typeof config.lora_alpha !== 'number' || !Array.isArray(config.target_modules)) {
     throw new Error(`${configPath} lacks r, lora_alpha or target_modules`);
   }
@@ -202,5 +172,5 @@ export async function readPeftAdapter(dir: string): Promise<{ rank: number; alph
     if (!PROTOCOL_NAME.test(name)) throw new Error(`${header.path}: "${key}" is not a PEFT LoRA key of a Llama layer`);
     tensors.push({ name, tensor: { dtype: 'f32', dims: [...info.shape], data: await readTensorF32(header, key) } });
   }
-  return { rank: config.r, alpha: config.lora_alpha, targetModules: config.target_modules as string[], tensors };
+  return { rank: config.r, alpha: config.lora_alpha, useRslora: config.use_rslora === true, targetModules: config.target_modules as string[], tensors };
 }

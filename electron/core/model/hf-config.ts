@@ -2,6 +2,7 @@
 // It only understands the Llama-family decoder layouts listed in SUPPORTED_MODEL_TYPES; it does not load weights.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseRopeScaling, type RopeScaling } from './rope.js';
 
 /** model_type values whose weights follow the Llama layout (SmolLM, TinyLlama and Llama 2/3 say "llama"). */
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
@@ -19,6 +20,14 @@ export interface ModelConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** config.json's rope_scaling when it changes the frequencies (rope.ts); null for plain RoPE. */
+  ropeScaling: RopeScaling | null;
+  /**
+   * Attention window in positions (Mistral's sliding_window; Qwen2's only with use_sliding_window), null when
+   * attention is full. The engine computes full attention, exact only for sequences up to this length: the
+   * agent refuses longer ones (the stage file carries the window).
+   */
+  slidingWindow: number | null;
   /** True when there is no lm_head.weight and the head reuses model.embed_tokens.weight. */
   tieWordEmbeddings: boolean;
   /** True when q/k/v projections have biases (Qwen2). */
@@ -60,6 +69,15 @@ function idList(value: unknown): number[] {
   if (typeof value === 'number') return [value];
   if (Array.isArray(value)) return value.filter((v): v is number => typeof v === 'number');
   return [];
+}
+
+function slidingWindowOf(raw: Record<string, unknown>, modelType: string, path: string): number | null {
+  // Qwen2 configs carry sliding_window even when it is off; transformers applies it only with use_sliding_window.
+  if (modelType === 'qwen2' && raw.use_sliding_window !== true) return null;
+  const w = raw.sliding_window;
+  if (w === undefined || w === null) return null;
+  if (typeof w !== 'number' || !Number.isInteger(w) || w <= 0) throw new Error(`${path}: "sliding_window" must be a positive integer or null, got ${JSON.stringify(w)}`);
+  return w;
 }
 
 /** Parses an already-read config.json object; `path` only names the file in errors. */
@@ -116,6 +134,8 @@ export function parseModelConfig(raw: Record<string, unknown>, path: string, gen
     vocabSize: int('vocab_size'),
     rmsNormEps: num('rms_norm_eps', 1e-6),
     ropeTheta: num('rope_theta', 10000),
+    ropeScaling: parseRopeScaling(raw.rope_scaling, path),
+    slidingWindow: slidingWindowOf(raw, modelType, path),
     // transformers' PretrainedConfig defaults tie_word_embeddings to true; Llama configs state it explicitly.
     tieWordEmbeddings: raw.tie_word_embeddings === undefined ? true : raw.tie_word_embeddings === true,
     // Qwen2 always has q/k/v biases and its config has no attention_bias key.

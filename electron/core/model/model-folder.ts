@@ -1,21 +1,30 @@
-// Opens a Hugging Face model folder: config, tokenizer file presence, and an index of every tensor across one
-// model.safetensors or the shards of model.safetensors.index.json. Reads headers only, never tensor data.
+// Opens a model for the rest of the code through one shape, ModelFolder: a Hugging Face folder (config, tokenizer
+// file presence, an index of every tensor across one model.safetensors or the shards of
+// model.safetensors.index.json) or a GGUF file (gguf-model.ts presents its tensors under HF names and layout).
+// Reads headers only; tensors are read one at a time, by HF name, through readModelTensorF32 / readModelTensorBytes.
 import { access, readFile } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve } from 'node:path';
+import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { HF_FOLDER_NEEDS, readModelConfig, type ModelConfig } from './hf-config.js';
-import { readSafetensorsHeader, readTensorBytes, readTensorF32, type SafetensorsHeader, type TensorInfo } from './safetensors.js';
+import { bytesToF32, readSafetensorsHeader, readTensorBytes, readTensorF32, type SafetensorsHeader, type TensorInfo } from './safetensors.js';
+import { ggufHeaderView, ggufTensorInfo, isGgufPath, openGguf, readGgufTensorBytes, type OpenedGguf } from './gguf-model.js';
 
 export interface TensorLocation {
-  /** Name in the model folder. */
+  /** Hugging Face name (the key in ModelFolder.tensors). */
   name: string;
+  /** The file holding it. For a GGUF model a view of the GGUF file: path and sizes only (read through the model). */
   header: SafetensorsHeader;
+  /** Shape, dtype and nbytes as readModelTensorBytes returns the tensor; info.name is the name inside the file. */
   info: TensorInfo;
 }
 
 export interface ModelFolder {
+  /** 'hf': a Hugging Face folder of safetensors; 'gguf': one GGUF file (llama.cpp). */
+  source: 'hf' | 'gguf';
+  /** The folder, or the .gguf file: what openModel(dir) opens again (pack workers reopen models by it). */
   dir: string;
   config: ModelConfig;
-  tokenizerJsonPath: string;
+  /** null for a GGUF file without a tokenizer.json beside it (the tokenizer is built from its metadata). */
+  tokenizerJsonPath: string | null;
   /** null when the folder has no tokenizer_config.json (the tokenizer then runs with its defaults). */
   tokenizerConfigPath: string | null;
   /** Every safetensors file read (one, or each shard). */
@@ -23,6 +32,8 @@ export interface ModelFolder {
   tensors: Map<string, TensorLocation>;
   /** Name of the tensor the LM head uses: lm_head.weight, or model.embed_tokens.weight with tied embeddings. */
   lmHeadSource: string;
+  /** The parsed GGUF file and its tensors under HF names (source 'gguf' only). */
+  gguf?: OpenedGguf;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -122,6 +133,7 @@ export async function openModelFolder(dirIn: string): Promise<ModelFolder> {
   }
 
   const folder: ModelFolder = {
+    source: 'hf',
     dir,
     config,
     tokenizerJsonPath,
@@ -130,35 +142,79 @@ export async function openModelFolder(dirIn: string): Promise<ModelFolder> {
     tensors,
     lmHeadSource,
   };
+  checkTensorShapes(folder, 'config.json');
+  return folder;
+}
+
+/** Every tensor the config implies is present with the shape it implies; `configName` says where the config came from. */
+function checkTensorShapes(folder: ModelFolder, configName: string): void {
+  const config = folder.config;
   const expected: [string, number[]][] = [
     ['model.embed_tokens.weight', [config.vocabSize, config.hiddenSize]],
     ['model.norm.weight', [config.hiddenSize]],
-    [lmHeadSource, [config.vocabSize, config.hiddenSize]],
+    [folder.lmHeadSource, [config.vocabSize, config.hiddenSize]],
   ];
   for (let i = 0; i < config.numLayers; i++) expected.push(...layerTensorShapes(config, i));
   for (const [name, shape] of expected) {
     const loc = tensorLocation(folder, name);
     if (loc.info.shape.join(',') !== shape.join(',')) {
-      throw new Error(`${loc.header.path}: tensor "${name}" has shape [${loc.info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+      throw new Error(`${loc.header.path}: tensor "${loc.info.name}" has shape [${loc.info.shape.join(', ')}] but ${configName} implies [${shape.join(', ')}]`);
     }
   }
+}
+
+/**
+ * Opens a GGUF model file (gguf-model.ts). A tokenizer.json (and tokenizer_config.json) beside the file is used
+ * when present; otherwise loadModelTokenizer builds the tokenizer from the GGUF's tokenizer.ggml.* metadata.
+ */
+export async function openGgufModel(pathIn: string): Promise<ModelFolder> {
+  const path = resolve(pathIn);
+  const gguf = await openGguf(path);
+  const header = ggufHeaderView(gguf.file, gguf.views);
+  const tensors = new Map<string, TensorLocation>();
+  for (const [name, view] of gguf.views) tensors.set(name, { name, header, info: ggufTensorInfo(view) });
+  const tokenizerJsonPath = join(dirname(path), 'tokenizer.json');
+  const tokenizerConfigPath = join(dirname(path), 'tokenizer_config.json');
+  const hasTokenizerJson = await exists(tokenizerJsonPath);
+  const folder: ModelFolder = {
+    source: 'gguf',
+    dir: path,
+    config: gguf.config,
+    tokenizerJsonPath: hasTokenizerJson ? tokenizerJsonPath : null,
+    tokenizerConfigPath: hasTokenizerJson && (await exists(tokenizerConfigPath)) ? tokenizerConfigPath : null,
+    files: [path],
+    tensors,
+    lmHeadSource: gguf.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
+    gguf,
+  };
+  checkTensorShapes(folder, 'its metadata');
   return folder;
+}
+
+/** The one entry point: a path ending in .gguf is a GGUF file, anything else a Hugging Face folder. */
+export async function openModel(path: string): Promise<ModelFolder> {
+  return isGgufPath(path) ? openGgufModel(path) : openModelFolder(path);
 }
 
 /** Where tensor `name` lives; `lm_head.weight` resolves to the embedding when embeddings are tied. */
 export function tensorLocation(folder: ModelFolder, name: string): TensorLocation {
   const resolved = name === 'lm_head.weight' ? folder.lmHeadSource : name;
   const loc = folder.tensors.get(resolved);
-  if (!loc) throw new Error(`${folder.dir}: no safetensors file holds tensor "${resolved}" (looked in ${folder.files.join(', ')})`);
+  if (!loc) throw new Error(`${folder.dir}: no ${folder.source === 'gguf' ? 'GGUF tensor maps to' : 'safetensors file holds'} tensor "${resolved}" (looked in ${folder.files.join(', ')})`);
   return loc;
 }
 
+/** A whole tensor as f32, by HF name, in HF layout (GGUF: q/k rows in rotate-half order, dequantised). */
 export async function readModelTensorF32(folder: ModelFolder, name: string): Promise<Float32Array> {
   const loc = tensorLocation(folder, name);
-  return readTensorF32(loc.header, loc.name);
+  if (!folder.gguf) return readTensorF32(loc.header, loc.name);
+  const bytes = await readModelTensorBytes(folder, name);
+  return bytesToF32(bytes, loc.info.dtype, `${loc.header.path}: tensor "${loc.info.name}"`);
 }
 
+/** Raw bytes [start, start + length) of a tensor in `tensorLocation(folder, name).info.dtype`, HF layout. */
 export async function readModelTensorBytes(folder: ModelFolder, name: string, start?: number, length?: number): Promise<Buffer> {
   const loc = tensorLocation(folder, name);
-  return readTensorBytes(loc.header, loc.name, start, length);
+  if (!folder.gguf) return readTensorBytes(loc.header, loc.name, start, length);
+  return readGgufTensorBytes(folder.gguf.file, folder.gguf.views.get(loc.name)!, start, length);
 }

@@ -1,12 +1,14 @@
-// Packs one pipeline stage's frozen weights from a Hugging Face folder into a stage file (docs/stage-format.md v1),
-// streaming tensor by tensor in bounded chunks (whole rows for quantised matrices), never holding the whole model
-// in memory. Matrices can be stored quantised (int8, q4_0, fp4: quantize.ts, bit-identical to the kernels'
+// Packs one pipeline stage's frozen weights from a model (a Hugging Face folder or a GGUF file, model-folder.ts
+// openModel) into a stage file (docs/stage-format.md v1), streaming tensor by tensor in bounded chunks (whole rows
+// for quantised matrices), never holding the whole model in memory: peak memory is about two chunks (chunkBytes,
+// 16 MiB by default: the bytes read and their converted copy) plus, for a GGUF source, the rows covering a chunk. Matrices can be stored quantised (int8, q4_0, fp4: quantize.ts, bit-identical to the kernels'
 // reference quantiser); the work is CPU-bound, so long packs should run through pack-worker.ts.
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { openModelFolder, tensorLocation, type ModelFolder, layerTensorShapes } from './model-folder.js';
+import { openModel, readModelTensorBytes, tensorLocation, type ModelFolder, layerTensorShapes } from './model-folder.js';
 import type { ModelConfig } from './hf-config.js';
-import { bytesToF32, readTensorBytes, DTYPE_BYTES, type SafetensorsDtype } from './safetensors.js';
+import { bytesToF32, DTYPE_BYTES, type SafetensorsDtype } from './safetensors.js';
+import { ropeInvFreq } from './rope.js';
 import { writeFileAtomically, writeFully } from '../util/atomic-file.js';
 import { f32ToF16Bits } from '../util/f16.js';
 import {
@@ -22,6 +24,12 @@ export const STAGE_FLAG_HAS_EMBEDDING = 1 << 0;
 export const STAGE_FLAG_HAS_HEAD = 1 << 1;
 export const STAGE_FLAG_TIED_EMBEDDINGS = 1 << 2;
 export const STAGE_FLAG_ATTENTION_BIAS = 1 << 3;
+/** The stage holds ROPE_INV_FREQ_TENSOR: the model's RoPE is scaled (rope.ts), not plain theta^(-2i/D). */
+export const STAGE_FLAG_ROPE_INV_FREQ = 1 << 4;
+/** Header offset 80 holds sliding_window (u32): the agent refuses sequences longer than it. */
+export const STAGE_FLAG_SLIDING_WINDOW = 1 << 5;
+/** Not a model-folder tensor: computed by ropeInvFreq and written as the stage's first tensor. */
+export const ROPE_INV_FREQ_TENSOR = 'rope.inv_freq';
 /** Stage dtype codes (docs/stage-format.md), equal to the kernels' WDType (quantize.ts WeightDType). */
 export const STAGE_DTYPE_F32 = 0;
 export const STAGE_DTYPE_F16 = 1;
@@ -141,6 +149,9 @@ function checkSpec(c: ModelConfig, s: StageSpec, where: string): void {
 /** Names and shapes of the tensors a stage holds, in file order. */
 export function stageTensorNames(c: ModelConfig, s: StageSpec): { name: string; dims: number[] }[] {
   const out: { name: string; dims: number[] }[] = [];
+  // Plain RoPE is recomputed from rope_theta by the agent, so such files stay as they were (and older agents read
+  // them); a scaled one ships its table, which older agents refuse through the unknown flag bit.
+  if (c.ropeScaling !== null) out.push({ name: ROPE_INV_FREQ_TENSOR, dims: [c.headDim / 2] });
   const embed = 'model.embed_tokens.weight';
   if (s.hasEmbedding) out.push({ name: embed, dims: [c.vocabSize, c.hiddenSize] });
   for (let i = s.layerStart; i < s.layerEnd; i++) {
@@ -188,14 +199,21 @@ export function planStageLayout(folder: ModelFolder, spec: StageSpec, opts: Pack
   let cursor = dataOffset;
   const tensors: StageTensorEntry[] = [];
   for (const t of list) {
-    const loc = tensorLocation(folder, t.name);
-    if (loc.info.shape.join(',') !== t.dims.join(',')) {
-      throw new Error(`${loc.header.path}: tensor "${loc.name}" has shape [${loc.info.shape.join(', ')}], stage needs [${t.dims.join(', ')}]`);
+    if (t.name === ROPE_INV_FREQ_TENSOR) {
+      const offset = alignUp(cursor, STAGE_ALIGN_BYTES);
+      tensors.push({ name: t.name, sourceName: t.name, dims: t.dims, dtype: STAGE_DTYPE_F32, format: 'f32', sourceDtype: 'F32', offset, nbytes: 4 * t.dims[0]! });
+      cursor = offset + 4 * t.dims[0]!;
+      continue;
     }
-    if (t.dims.length < 1 || t.dims.length > 4) throw new Error(`${loc.header.path}: tensor "${loc.name}" has ${t.dims.length} dims; stage files allow 1..4`);
+    const loc = tensorLocation(folder, t.name);
+    const where = `${loc.header.path}: tensor "${loc.info.name}"`;
+    if (loc.info.shape.join(',') !== t.dims.join(',')) {
+      throw new Error(`${where} has shape [${loc.info.shape.join(', ')}], stage needs [${t.dims.join(', ')}]`);
+    }
+    if (t.dims.length < 1 || t.dims.length > 4) throw new Error(`${where} has ${t.dims.length} dims; stage files allow 1..4`);
     const src = loc.info.dtype;
     if (!['F32', 'F16', 'BF16', 'F64'].includes(src)) {
-      throw new Error(`${loc.header.path}: tensor "${loc.name}" is ${src}; stage files are packed from F32, F16, BF16 or F64 weights (quantised checkpoints are not supported yet)`);
+      throw new Error(`${where} is ${src}; stage files are packed from F32, F16, BF16 or F64 weights (quantised safetensors checkpoints are not supported)`);
     }
     const { format, fallback } = chooseTensorFormat(t.name, t.dims, src, opts);
     const dtype = WeightDType[format] as StageDType;
@@ -213,6 +231,8 @@ export function planStageLayout(folder: ModelFolder, spec: StageSpec, opts: Pack
   if (spec.hasHead) flags |= STAGE_FLAG_HAS_HEAD;
   if (c.tieWordEmbeddings) flags |= STAGE_FLAG_TIED_EMBEDDINGS;
   if (c.attentionBias) flags |= STAGE_FLAG_ATTENTION_BIAS;
+  if (c.ropeScaling !== null) flags |= STAGE_FLAG_ROPE_INV_FREQ;
+  if (c.slidingWindow !== null) flags |= STAGE_FLAG_SLIDING_WINDOW;
   return { flags, tableBytes, dataOffset, fileBytes: cursor, tensors };
 }
 
@@ -236,7 +256,8 @@ function encodeStageHeader(c: ModelConfig, spec: StageSpec, layout: StageLayout,
   buf.writeUInt32LE(layout.flags, 60);
   buf.writeBigUInt64LE(BigInt(layout.dataOffset), 64);
   buf.writeBigUInt64LE(BigInt(layout.fileBytes), 72);
-  // 80..95 reserved, already zero.
+  // sliding_window (flag bit 5), then 84..95 reserved, already zero.
+  if (c.slidingWindow !== null) buf.writeUInt32LE(c.slidingWindow, 80);
   let p = STAGE_FIXED_HEADER_BYTES;
   layout.tensors.forEach((t, i) => {
     const nameLen = Buffer.byteLength(t.name);
@@ -284,13 +305,13 @@ function assertFinite(f32: Float32Array, cols: number, firstRow: number, where: 
 }
 
 /**
- * Writes the stage file for `spec` to `outPath` atomically (temp file, fsync, rename). `folder` is a path to a
- * Hugging Face model folder or an already opened one. Returns the file size, its sha256 (computed by reading
+ * Writes the stage file for `spec` to `outPath` atomically (temp file, fsync, rename). `folder` is a path
+ * openModel takes (a Hugging Face folder or a .gguf file) or an already opened model. Returns the file size, its sha256 (computed by reading
  * the written file back, which also checks that it is exactly `file_bytes` long) and the format of every tensor.
  * CPU-bound for quantised formats: see packStageInWorker (pack-worker.ts) to keep an event loop responsive.
  */
 export async function packStage(folder: string | ModelFolder, spec: StageSpec, outPath: string, opts: PackOptions = {}): Promise<PackResult> {
-  const model = typeof folder === 'string' ? await openModelFolder(folder) : folder;
+  const model = typeof folder === 'string' ? await openModel(folder) : folder;
   const layout = planStageLayout(model, spec, opts);
   const chunkBytes = Math.max(4096, opts.chunkBytes ?? 16 * 1024 * 1024);
   const bytesTotal = layout.tensors.reduce((a, t) => a + t.nbytes, 0);
@@ -302,9 +323,6 @@ export async function packStage(folder: string | ModelFolder, spec: StageSpec, o
     let cursor = layout.dataOffset;
     for (const [index, t] of layout.tensors.entries()) {
       if (t.offset > cursor) await writeFully(fh, Buffer.alloc(t.offset - cursor), cursor);
-      const loc = tensorLocation(model, t.sourceName);
-      const where = `${loc.header.path}: tensor "${loc.name}"`;
-      const inElemBytes = DTYPE_BYTES[t.sourceDtype];
       let crc = 0;
       let out = t.offset;
       const emit = async (bytes: Uint8Array): Promise<void> => {
@@ -315,6 +333,15 @@ export async function packStage(folder: string | ModelFolder, spec: StageSpec, o
         bytesDone += bytes.byteLength;
         opts.onProgress?.({ tensor: t.name, tensorIndex: index, tensorCount: layout.tensors.length, bytesDone, bytesTotal });
       };
+      if (t.name === ROPE_INV_FREQ_TENSOR) {
+        await emit(f32Bytes(ropeInvFreq(model.config)));
+        crcs.push(crc);
+        cursor = out;
+        continue;
+      }
+      const loc = tensorLocation(model, t.sourceName);
+      const where = `${loc.header.path}: tensor "${loc.info.name}"`;
+      const inElemBytes = DTYPE_BYTES[t.sourceDtype];
       if (t.format === 'f32' || t.format === 'f16') {
         // Element chunks: raw copy when the dtype already matches, else convert.
         const count = t.dims.reduce((a, b) => a * b, 1);
@@ -322,7 +349,7 @@ export async function packStage(folder: string | ModelFolder, spec: StageSpec, o
         const sameDtype = (t.sourceDtype === 'F32' && t.format === 'f32') || (t.sourceDtype === 'F16' && t.format === 'f16');
         for (let e = 0; e < count; e += chunkElems) {
           const n = Math.min(chunkElems, count - e);
-          const raw = await readTensorBytes(loc.header, loc.name, e * inElemBytes, n * inElemBytes);
+          const raw = await readModelTensorBytes(model, t.sourceName, e * inElemBytes, n * inElemBytes);
           if (sameDtype) await emit(raw);
           else {
             const f32 = bytesToF32(raw, t.sourceDtype, where);
@@ -336,7 +363,7 @@ export async function packStage(folder: string | ModelFolder, spec: StageSpec, o
         const scales: Uint8Array[] = [];
         for (let r = 0; r < rows; r += chunkRows) {
           const n = Math.min(chunkRows, rows - r);
-          const raw = await readTensorBytes(loc.header, loc.name, r * cols * inElemBytes, n * cols * inElemBytes);
+          const raw = await readModelTensorBytes(model, t.sourceName, r * cols * inElemBytes, n * cols * inElemBytes);
           const f32 = bytesToF32(raw, t.sourceDtype, where);
           assertFinite(f32, cols, r, where);
           const q = quantizeMatrix(t.format, f32, n, cols);

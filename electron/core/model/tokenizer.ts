@@ -1,9 +1,13 @@
-// Text <-> token ids for a Hugging Face model folder (tokenizer.json + tokenizer_config.json, @huggingface/tokenizers).
+// Text <-> token ids for a model (tokenizer.json + tokenizer_config.json, @huggingface/tokenizers): a Hugging Face
+// folder's, or a GGUF file's (a tokenizer.json beside it, else one built from its metadata: gguf-tokenizer.ts).
 // No chat templates here (render those with @huggingface/jinja first, then encode with addBos as the template needs).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { HF_FOLDER_NEEDS } from './hf-config.js';
+import { isGgufPath } from './gguf-model.js';
+import { ggufTokenizerFiles } from './gguf-tokenizer.js';
+import { openModel, type ModelFolder } from './model-folder.js';
 
 export interface EncodeOptions {
   /** Prepend the BOS token (when the tokenizer has one). Default true, as Llama tokenizers do. */
@@ -50,16 +54,35 @@ function tokenText(v: unknown): string | null {
 }
 
 /**
- * Loads the tokenizer of the model folder `dir`. BOS is added by this wrapper (not by the tokenizer's
- * post-processor) so `addBos` means the same for every model; the tests check it agrees with the post-processor.
+ * Loads the tokenizer of the model at `path`: a Hugging Face folder, or a .gguf file (see loadModelTokenizer).
+ * BOS is added by this wrapper (not by the tokenizer's post-processor) so `addBos` means the same for every model;
+ * the tests check it agrees with the post-processor.
  */
-export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
-  const jsonPath = join(dir, 'tokenizer.json');
+export async function loadTokenizer(path: string): Promise<TextTokenizer> {
+  if (isGgufPath(path)) return loadModelTokenizer(await openModel(path));
+  const jsonPath = join(path, 'tokenizer.json');
   const tokenizerJson = await readJson(jsonPath, true);
-  const tokenizerConfig = (await readJson(join(dir, 'tokenizer_config.json'), false)) ?? {};
+  const tokenizerConfig = (await readJson(join(path, 'tokenizer_config.json'), false)) ?? {};
+  return wrapTokenizer(tokenizerJson!, tokenizerConfig, jsonPath);
+}
+
+/** The tokenizer of an opened model: its tokenizer.json, or for a GGUF file without one, its metadata's. */
+export async function loadModelTokenizer(model: ModelFolder): Promise<TextTokenizer> {
+  if (model.tokenizerJsonPath !== null) {
+    const tokenizerJson = await readJson(model.tokenizerJsonPath, true);
+    const tokenizerConfig = model.tokenizerConfigPath ? ((await readJson(model.tokenizerConfigPath, false)) ?? {}) : {};
+    return wrapTokenizer(tokenizerJson!, tokenizerConfig, model.tokenizerJsonPath);
+  }
+  if (!model.gguf) throw new Error(`${model.dir}: has no tokenizer.json: ${HF_FOLDER_NEEDS}`);
+  const built = ggufTokenizerFiles(model.gguf.file);
+  return wrapTokenizer(built.tokenizerJson, built.tokenizerConfig, `${model.dir} (tokenizer.ggml metadata)`);
+}
+
+/** Our encode/decode around a tokenizers.js Tokenizer; `jsonPath` names the source in errors. */
+function wrapTokenizer(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>, jsonPath: string): TextTokenizer {
   let tok: Tokenizer;
   try {
-    tok = new Tokenizer(tokenizerJson!, tokenizerConfig);
+    tok = new Tokenizer(tokenizerJson, tokenizerConfig);
   } catch (err) {
     throw new Error(`${jsonPath}: cannot build a tokenizer from it: ${(err as Error).message}`);
   }

@@ -2,14 +2,16 @@
 // GQA causal attention, SwiGLU MLP, one decoder layer. Not whole graphs (llama-graph.ts) and not a runtime.
 //
 // Semantics follow transformers' modeling_llama.py (the spec our agent is checked against): RMSNorm
-// x / sqrt(mean(x^2) + eps) * w; RoPE on positions p with inv_freq_i = theta^(-2i/D) and rotate_half (first half of
-// each head paired with the second); q head h reads kv head floor(h / (H/KV)); scores * 1/sqrt(D); SwiGLU
+// x / sqrt(mean(x^2) + eps) * w; RoPE on positions p with model/rope.ts's inv_freq table (theta^(-2i/D), or the
+// rope_scaling rule: the same table the stage file gives the agent) and rotate_half (first half of each head paired
+// with the second); q head h reads kv head floor(h / (H/KV)); scores * 1/sqrt(D); SwiGLU
 // down(silu(gate(x)) * up(x)); LoRA y += scale * (x A^T) B^T with A [r, in], B [out, r] (docs/protocol.md names).
 //
-// Ready for a KV-cache variant: positions and the causal mask come from a LayerContext built from graph values
-// (the first position and the key count), so a cached graph only has to build its context with an offset and
-// concatenate past keys/values in attention().
+// Positions and the causal mask come from a LayerContext built from graph values (the first position and the key
+// count), so the KV-cache graph (llama-kv-graph.ts) builds its context with an offset and passes its own
+// attention to decoderLayer.
 import type { ModelConfig } from '../model/hf-config.js';
+import { ropeInvFreq } from '../model/rope.js';
 import { ElemType, type GraphBuilder } from './graph-builder.js';
 
 /** Weights by Hugging Face tensor name; LoRA adapters as `<module path>.lora_A` [r, in] and `.lora_B` [out, r]. */
@@ -56,7 +58,7 @@ export function transposeMatrix(src: Float32Array, rows: number, cols: number): 
 /** Builds the shared layer context for query positions [start, start + T) against keys [0, keyCount). */
 export function layerContext(g: GraphBuilder, c: ModelConfig, start: string, seqLen: string, keyCount: string): LayerContext {
   const D = c.headDim;
-  const invFreq = Array.from({ length: D / 2 }, (_, i) => 1 / c.ropeTheta ** ((2 * i) / D));
+  const invFreq = Array.from(ropeInvFreq(c));
   const end = g.op('Add', [start, seqLen]);
   const pos = g.op('Cast', [g.op('Range', [start, end, g.constI64(1)])], { to: { i: ElemType.FLOAT } }); // (T)
   const freqs = g.op('Mul', [g.op('Unsqueeze', [pos, g.constI64([1])]), g.constF32(invFreq, [1, D / 2])]); // (T, D/2)
@@ -106,7 +108,7 @@ export function linear(g: GraphBuilder, x: string, w: WeightMap, path: string, i
 }
 
 /** x * cos + rotate_half(x) * sin over the last axis (D); cos/sin (T, D) broadcast over leading axes. */
-function applyRope(g: GraphBuilder, x: string, ctx: LayerContext, D: number): string {
+export function applyRope(g: GraphBuilder, x: string, ctx: LayerContext, D: number): string {
   const half = D / 2;
   const x1 = g.op('Slice', [x, g.constI64([0]), g.constI64([half]), g.constI64([-1])]);
   const x2 = g.op('Slice', [x, g.constI64([half]), g.constI64([D]), g.constI64([-1])]);
@@ -114,11 +116,16 @@ function applyRope(g: GraphBuilder, x: string, ctx: LayerContext, D: number): st
   return g.op('Add', [g.op('Mul', [x, ctx.cos]), g.op('Mul', [rotated, ctx.sin])]);
 }
 
-/**
- * Self-attention of layer `layer` on the normed input x (B, T, C) -> (B, T, C). GQA without copying keys: the G
- * query heads of a KV group are stacked along the row axis, (B, KV, G*T, D) x (B, KV, D, T) in one batched MatMul.
- */
-export function attention(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number, x: string, ctx: LayerContext, opts: LlamaGraphOptions): string {
+/** Queries, keys and values of one layer, RoPE applied, laid out for GQA without copying keys (see attention()). */
+export interface Qkv {
+  /** (B, KV, G*T, D): the G query heads of a KV group stacked along the row axis. */
+  q: string;
+  /** (B, KV, T, D) */
+  k: string;
+  v: string;
+}
+
+export function projectQkv(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number, x: string, ctx: LayerContext, opts: LlamaGraphOptions): Qkv {
   const p = `model.layers.${layer}.self_attn`;
   const H = c.numHeads;
   const KV = c.numKvHeads;
@@ -131,13 +138,30 @@ export function attention(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: 
   const q5 = g.op('Transpose', [g.op('Reshape', [q, g.constI64([0, 0, KV, G, D])])], { perm: { ints: [0, 2, 3, 1, 4] } }); // (B, KV, G, T, D)
   const qr = g.op('Reshape', [applyRope(g, q5, ctx, D), g.constI64([0, 0, -1, D])]); // (B, KV, G*T, D)
   const k4 = g.op('Transpose', [g.op('Reshape', [k, g.constI64([0, 0, KV, D])])], { perm: { ints: [0, 2, 1, 3] } }); // (B, KV, T, D)
-  const kt = g.op('Transpose', [applyRope(g, k4, ctx, D)], { perm: { ints: [0, 1, 3, 2] } }); // (B, KV, D, T)
   const v4 = g.op('Transpose', [g.op('Reshape', [v, g.constI64([0, 0, KV, D])])], { perm: { ints: [0, 2, 1, 3] } }); // (B, KV, T, D)
-  const scores = g.op('Mul', [g.op('MatMul', [qr, kt]), g.constF32(1 / Math.sqrt(D))]); // (B, KV, G*T, Tk)
+  return { q: qr, k: applyRope(g, k4, ctx, D), v: v4 };
+}
+
+/** Attention output (B, KV, G*T, D) back to (B, T, H*D), then o_proj. */
+export function outputProjection(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number, ctxOut: string, opts: LlamaGraphOptions): string {
+  const H = c.numHeads;
+  const G = H / c.numKvHeads;
+  const D = c.headDim;
+  const split = g.op('Reshape', [ctxOut, g.constI64([0, 0, G, -1, D])]); // (B, KV, G, T, D)
+  const merged = g.op('Reshape', [g.op('Transpose', [split], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constI64([0, 0, H * D])]); // (B, T, H*D)
+  return linear(g, merged, w, `model.layers.${layer}.self_attn.o_proj`, H * D, c.hiddenSize, opts);
+}
+
+/**
+ * Self-attention of layer `layer` on the normed input x (B, T, C) -> (B, T, C). GQA without copying keys: the G
+ * query heads of a KV group are stacked along the row axis, (B, KV, G*T, D) x (B, KV, D, T) in one batched MatMul.
+ */
+export function attention(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number, x: string, ctx: LayerContext, opts: LlamaGraphOptions): string {
+  const { q, k, v } = projectQkv(g, c, w, layer, x, ctx, opts);
+  const kt = g.op('Transpose', [k], { perm: { ints: [0, 1, 3, 2] } }); // (B, KV, D, T)
+  const scores = g.op('Mul', [g.op('MatMul', [q, kt]), g.constF32(1 / Math.sqrt(c.headDim))]); // (B, KV, G*T, Tk)
   const probs = g.op('Softmax', [g.op('Add', [scores, ctx.mask])], { axis: { i: -1 } });
-  const ctxOut = g.op('Reshape', [g.op('MatMul', [probs, v4]), g.constI64([0, 0, G, -1, D])]); // (B, KV, G, T, D)
-  const merged = g.op('Reshape', [g.op('Transpose', [ctxOut], { perm: { ints: [0, 3, 1, 2, 4] } }), g.constI64([0, 0, H * D])]); // (B, T, H*D)
-  return linear(g, merged, w, `${p}.o_proj`, H * D, c.hiddenSize, opts);
+  return outputProjection(g, c, w, layer, g.op('MatMul', [probs, v]), opts);
 }
 
 /** down(silu(gate(x)) * up(x)), silu(z) = z * sigmoid(z). */
@@ -149,10 +173,13 @@ export function mlp(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number
   return linear(g, act, w, `${p}.down_proj`, c.intermediateSize, c.hiddenSize, opts);
 }
 
+/** Self-attention of one layer on the normed input (B, T, C) -> (B, T, C): attention() or the KV-cache variant. */
+export type AttentionFn = typeof attention;
+
 /** One pre-norm decoder layer: h + attn(norm(h)), then + mlp(norm(.)). (B, T, C) -> (B, T, C). */
-export function decoderLayer(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number, hidden: string, ctx: LayerContext, opts: LlamaGraphOptions): string {
+export function decoderLayer(g: GraphBuilder, c: ModelConfig, w: WeightMap, layer: number, hidden: string, ctx: LayerContext, opts: LlamaGraphOptions, attend: AttentionFn = attention): string {
   const p = `model.layers.${layer}`;
-  const attnOut = attention(g, c, w, layer, rmsNorm(g, hidden, w, `${p}.input_layernorm.weight`, c), ctx, opts);
+  const attnOut = attend(g, c, w, layer, rmsNorm(g, hidden, w, `${p}.input_layernorm.weight`, c), ctx, opts);
   const h = g.op('Add', [hidden, attnOut]);
   return g.op('Add', [h, mlp(g, c, w, layer, rmsNorm(g, h, w, `${p}.post_attention_layernorm.weight`, c), opts)]);
 }

@@ -1,5 +1,6 @@
-// Runs an ONNX model with onnxruntime-node in a worker thread (session.run blocks its thread), one run at a time.
-// Not a graph builder (llama-graph.ts) and not a scheduler: callers await each run.
+// Runs an ONNX model with onnxruntime-node in a worker thread (session.run blocks its thread), one run at a time,
+// and starts/stops that worker (also for OrtLanguageModel). Not a graph builder (llama-graph.ts) and not a
+// scheduler: callers await each run.
 import { Worker } from 'node:worker_threads';
 import type { FromWorker, OrtElem, OrtSessionSettings, OrtTensorMsg, ToWorker } from './ort-messages.js';
 
@@ -33,6 +34,39 @@ function fromMsg(m: OrtTensorMsg): OrtOutput {
   return { type: m.type, dims: m.dims, data };
 }
 
+/** Starts ort-worker.js and sends it `init`; resolves once the worker's sessions exist (else it is terminated). */
+export async function startOrtWorker(init: ToWorker, transfer: ArrayBuffer[]): Promise<{ worker: Worker; ready: Extract<FromWorker, { kind: 'ready' }> }> {
+  const worker = new Worker(new URL('./ort-worker.js', import.meta.url));
+  const ready = await new Promise<Extract<FromWorker, { kind: 'ready' }>>((resolve, reject) => {
+    const onMessage = (m: FromWorker) => {
+      cleanup();
+      if (m.kind === 'ready') resolve(m);
+      else reject(new Error(`onnxruntime could not create the session: ${m.kind === 'error' ? m.message : m.kind}`));
+    };
+    const onError = (e: Error) => { cleanup(); reject(e); };
+    const onExit = (code: number) => { cleanup(); reject(new Error(`ORT worker exited (code ${code}) while creating the session`)); };
+    const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    worker.postMessage(init, transfer);
+  }).catch(async (err: Error) => {
+    await worker.terminate();
+    throw err;
+  });
+  return { worker, ready };
+}
+
+/** Stops a worker: `close` lets it release its sessions; terminate() covers one stuck in a run. */
+export async function stopOrtWorker(worker: Worker): Promise<void> {
+  const exited = new Promise((r) => worker.once('exit', r));
+  worker.postMessage({ kind: 'close' } satisfies ToWorker);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+  clearTimeout(timer);
+  await worker.terminate();
+}
+
 export class OrtRunner {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(r: OrtRunResult): void; reject(e: Error): void }>();
@@ -52,25 +86,8 @@ export class OrtRunner {
 
   /** Starts a worker and creates the session from `model` (the bytes are copied, the caller keeps them). */
   static async create(model: Uint8Array, settings: OrtSessionSettings): Promise<OrtRunner> {
-    const worker = new Worker(new URL('./ort-worker.js', import.meta.url));
     const copy = model.buffer.slice(model.byteOffset, model.byteOffset + model.byteLength) as ArrayBuffer;
-    const ready = await new Promise<Extract<FromWorker, { kind: 'ready' }>>((resolve, reject) => {
-      const onMessage = (m: FromWorker) => {
-        cleanup();
-        if (m.kind === 'ready') resolve(m);
-        else reject(new Error(`onnxruntime could not create the session: ${m.kind === 'error' ? m.message : m.kind}`));
-      };
-      const onError = (e: Error) => { cleanup(); reject(e); };
-      const onExit = (code: number) => { cleanup(); reject(new Error(`ORT worker exited (code ${code}) while creating the session`)); };
-      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      worker.postMessage({ kind: 'init', model: copy, settings } satisfies ToWorker, [copy]);
-    }).catch(async (err: Error) => {
-      await worker.terminate();
-      throw err;
-    });
+    const { worker, ready } = await startOrtWorker({ kind: 'init', model: copy, settings }, [copy]);
     return new OrtRunner(worker, ready.inputNames, ready.outputNames, ready.createMs);
   }
 
@@ -89,13 +106,7 @@ export class OrtRunner {
   async close(): Promise<void> {
     if (this.dead) return;
     this.dead = new Error('ORT runner closed');
-    const exited = new Promise((r) => this.worker.once('exit', r));
-    this.worker.postMessage({ kind: 'close' } satisfies ToWorker);
-    // The worker exits once it released the session and closed its port; terminate() covers one stuck in a run.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
-    clearTimeout(timer);
-    await this.worker.terminate();
+    await stopOrtWorker(this.worker);
   }
 
   private onMessage(m: FromWorker): void {

@@ -4,15 +4,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TrainEvent, TrainPlan } from '../api/types.js';
-import { openModelFolder, type ModelFolder } from '../model/model-folder.js';
+import { openModel, type ModelFolder } from '../model/model-folder.js';
 import { packStage } from '../model/stage-pack.js';
 import type { WeightFormat } from '../model/quantize.js';
-import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
+import { loadModelTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import type { NamedTensor } from '../protocol/messages.js';
 import { partitionLayers, type PlanDevice, type PlannedStage } from '../plan/partition.js';
 import type { DeployedAgent, StageDeployer } from '../deploy/stage-deployer.js';
 import { exportPeft } from '../export/peft.js';
-import { loadTrainingData } from './training-data.js';
+import { loadTrainingData, type DatasetOptions } from './training-data.js';
 import { collateBatch, epochOrder, type TrainingSample } from '../data/samples.js';
 import { initialLora } from './lora-init.js';
 import { targetMask, LORA_MODULES, type LoraModule } from './lora-modules.js';
@@ -20,6 +20,7 @@ import { learningRate } from './lr-schedule.js';
 import { runPass, optimizerStep, type MicroBatch, type StageHandle } from './pipeline.js';
 import { generateText } from './generate.js';
 import { RunFolder } from './run-folder.js';
+import { ortHeldOutLoss, type OrtHeldOutLoss } from './ort-eval.js';
 
 export interface TrainJobOptions {
   modelDir: string;
@@ -49,6 +50,8 @@ export interface TrainJobOptions {
   /** Held-out fraction of the dataset and how many held-out sequences to evaluate. */
   validationFraction: number;
   evalSequences: number;
+  /** How to read the dataset file (format, columns, skipping bad rows); default: detected, bad rows refused. */
+  dataset?: DatasetOptions;
   /** Prompts generated (greedy) before and after training, to show what changed. */
   samplePrompts: readonly string[];
   sampleTokens: number;
@@ -63,6 +66,8 @@ export interface TrainJobResult {
   losses: number[];
   evalLossBefore: number;
   evalLossAfter: number;
+  /** The same two held-out losses recomputed by onnxruntime from the exported adapter, or why that failed. */
+  heldOutLossOrt: OrtHeldOutLoss | { error: string };
   samplesBefore: string[];
   samplesAfter: string[];
   tokPerSec: number;
@@ -161,9 +166,9 @@ async function explainFailure(e: unknown, agents: DeployedAgent[]): Promise<stri
 }
 
 export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
-  const folder = await openModelFolder(o.modelDir);
-  const tok: TextTokenizer = await loadTokenizer(o.modelDir);
-  const data = await loadTrainingData(o.datasetPath, tok, { seqLen: o.seqLen, validationFraction: o.validationFraction, seed: o.seed });
+  const folder = await openModel(o.modelDir);
+  const tok: TextTokenizer = await loadModelTokenizer(folder);
+  const data = await loadTrainingData(o.datasetPath, tok, { seqLen: o.seqLen, validationFraction: o.validationFraction, seed: o.seed, modelDir: o.modelDir, dataset: o.dataset });
   const stepSamples = o.microBatches * o.microBatchSize;
   if (data.train.length < stepSamples) {
     throw new Error(`${o.datasetPath} gives ${data.train.length} training sequences of ${o.seqLen} tokens; one step needs ${stepSamples}`);
@@ -265,6 +270,10 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     for (const st of stages) lora.push(...(await st.client.getLora()));
     await exportPeft(lora, { baseModel: o.modelDir, rank: o.loraRank, alpha: o.loraAlpha, targetModules: [...o.loraModules] }, run.adapterDir);
 
+    // The agents' held-out numbers, checked independently (onnxruntime on the exported adapter); never fails the run.
+    phase('evaluate', 'held-out loss of the base and base + adapter with onnxruntime (independent check)');
+    const heldOutLossOrt = await ortHeldOutLoss(o.modelDir, run.evalSetPath, run.adapterDir).catch((e: Error) => ({ error: e.message }));
+
     const tokPerSec = trainTokens / (trainMs / 1000);
     Object.assign(summary, {
       status: 'finished',
@@ -272,6 +281,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       tokPerSec,
       evalLossBefore,
       evalLossAfter,
+      heldOutLossOrt,
       evalSet: 'eval-set.jsonl',
       samplesBefore,
       samplesAfter,
@@ -280,7 +290,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     });
     await run.writeRunJson(summary);
     emit({ type: 'run-finished', runId: run.runId, runDir: run.dir, ok: true, timeMs: Date.now() });
-    return { runId: run.runId, runDir: run.dir, adapterDir: run.adapterDir, losses, evalLossBefore, evalLossAfter, samplesBefore, samplesAfter, tokPerSec, plan };
+    return { runId: run.runId, runDir: run.dir, adapterDir: run.adapterDir, losses, evalLossBefore, evalLossAfter, heldOutLossOrt, samplesBefore, samplesAfter, tokPerSec, plan };
   } catch (e) {
     const error = o.signal?.aborted ? 'training was stopped' : await explainFailure(e, agents);
     if (e instanceof Error && error !== e.message) e.message = error;

@@ -33,7 +33,11 @@ export class RunFolder {
 
   /** One JSON object per line: token ids, next-token targets and loss mask, as fed to the model. */
   async writeEvalSet(samples: EvalSample[]): Promise<void> {
-    await atomicWriteFile(join(this.dir, 'eval-set.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
+    await atomicWriteFile(this.evalSetPath, samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
+  }
+
+  get evalSetPath(): string {
+    return join(this.dir, 'eval-set.jsonl');
   }
 
   get adapterDir(): string {

@@ -81,8 +81,12 @@ class Backend {
   virtual void linear_lowrank_forward(float* out, const float* x, const WeightView& W, const float* bias,
                                       const float* xl, const float* L, int N, int C, int K, int OC);
 
-  virtual void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta) = 0;
-  virtual void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, float theta) = 0;
+  // inv_freq (HD/2): the model's RoPE frequencies (ref::rope_default_inv_freq, or a scaled table); the backend may
+  // cache tables derived from it by content, so the caller may free it after the call.
+  virtual void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0,
+                            const float* inv_freq) = 0;
+  virtual void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0,
+                             const float* inv_freq) = 0;
 
   // q, out (B,T,NH,HD); k, v (B,T,NKV,HD); lse (B,NH,T), nullable when no backward will follow.
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T,

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace confidant::ref {
 
@@ -38,11 +39,14 @@ void lora_backward(float* dx, float* dA, float* dB, const float* dout, const flo
                    const float* B, int N, int C, int R, int OC, float scale);
 
 // Rotary embedding, rotate-half convention (Hugging Face Llama): for head h and i < HD/2,
-//   angle = (pos0 + t) * theta^(-2i/HD); (x_i, x_{i+HD/2}) -> (x_i cos - x_{i+HD/2} sin, x_{i+HD/2} cos + x_i sin).
-// in/out (B,T,NH,HD); in-place (out == in) is allowed.
-void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta);
+//   angle = (pos0 + t) * inv_freq[i]; (x_i, x_{i+HD/2}) -> (x_i cos - x_{i+HD/2} sin, x_{i+HD/2} cos + x_i sin).
+// inv_freq (HD/2) is the model's frequency table: rope_default_inv_freq for plain RoPE, or a scaled one (Llama 3
+// "llama3", "linear") computed on the host and shipped in the stage file. in/out (B,T,NH,HD); out == in is allowed.
+void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, const float* inv_freq);
 // din (B,T,NH,HD) += R^T dout
-void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, float theta);
+void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, const float* inv_freq);
+// Plain RoPE's table, as transformers computes it in f32: inv_freq[i] = 1 / theta^(2i/HD), rounded to float.
+std::vector<float> rope_default_inv_freq(int HD, float theta);
 
 // Causal self-attention with grouped-query heads (query head h reads kv head h / (NH/NKV)), scale 1/sqrt(HD).
 // q, out (B,T,NH,HD); k, v (B,T,NKV,HD); att (B,NH,T,T) softmax probabilities saved for backward.

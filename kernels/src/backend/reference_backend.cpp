@@ -53,11 +53,12 @@ class ReferenceBackend final : public Backend {
                      const float* A, const float* B, int N, int C, int R, int OC, float scale) override {
     ref::lora_backward(dx, dA, dB, dout, x, xa, A, B, N, C, R, OC, scale);
   }
-  void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta) override {
-    ref::rope_forward(out, in, B, T, NH, HD, pos0, theta);
+  void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, const float* inv_freq) override {
+    ref::rope_forward(out, in, B, T, NH, HD, pos0, inv_freq);
   }
-  void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, float theta) override {
-    ref::rope_backward(din, dout, B, T, NH, HD, pos0, theta);
+  void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0,
+                     const float* inv_freq) override {
+    ref::rope_backward(din, dout, B, T, NH, HD, pos0, inv_freq);
   }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
                          int NKV, int HD) override {

@@ -81,11 +81,12 @@ class CpuBackend final : public Backend {
                         int N, int C) override {
     cpu::rmsnorm_backward(pool_, dx, dw, dout, x, w, rstd, N, C);
   }
-  void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta) override {
-    cpu::rope_forward(pool_, out, in, B, T, NH, HD, pos0, theta);
+  void rope_forward(float* out, const float* in, int B, int T, int NH, int HD, int pos0, const float* inv_freq) override {
+    cpu::rope_forward(pool_, out, in, B, T, NH, HD, pos0, inv_freq);
   }
-  void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, float theta) override {
-    cpu::rope_backward(pool_, din, dout, B, T, NH, HD, pos0, theta);
+  void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0,
+                     const float* inv_freq) override {
+    cpu::rope_backward(pool_, din, dout, B, T, NH, HD, pos0, inv_freq);
   }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
                          int NKV, int HD) override {

@@ -25,9 +25,10 @@ void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout,
                       const float* rstd, int N, int C);
 
 // in/out (B,T,NH,HD), in-place allowed.
-void rope_forward(ThreadPool& pool, float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta);
+void rope_forward(ThreadPool& pool, float* out, const float* in, int B, int T, int NH, int HD, int pos0,
+                  const float* inv_freq);
 void rope_backward(ThreadPool& pool, float* din, const float* dout, int B, int T, int NH, int HD, int pos0,
-                   float theta);
+                   const float* inv_freq);
 
 // q, out (B,T,NH,HD); k, v (B,T,NKV,HD); lse (B,NH,T) natural-log log-sum-exp of the scaled scores, nullable.
 // level picks the row kernels (attention_rows.h), as the backend's matmuls do theirs.

@@ -89,33 +89,36 @@ void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout,
 
 namespace {
 
-// cos/sin of angle (pos0 + t) * theta^(-2i/HD) for t < T, i < HD/2, computed in double as the reference does.
+// cos/sin of angle (pos0 + t) * inv_freq[i] for t < T, i < HD/2, computed in double as the reference does.
 struct RopeTable {
   int T, HD, pos0;
-  float theta;
-  std::vector<float> cs, sn;  // (T, HD/2)
+  std::vector<float> inv_freq;  // (HD/2), the key together with T and pos0
+  std::vector<float> cs, sn;    // (T, HD/2)
 };
 
-// Every layer calls rope 4 times per step with the same (T, HD, pos0, theta), so the last table is kept; the
-// shared_ptr keeps it alive for a caller while another thread swaps in a different one.
-std::shared_ptr<const RopeTable> rope_table(ThreadPool& pool, int T, int HD, int pos0, float theta) {
+// Every layer calls rope 4 times per step with the same (T, HD, pos0, inv_freq), so the last table is kept (keyed by
+// the frequencies' values, not their address); the shared_ptr keeps it alive for a caller while another thread
+// swaps in a different one.
+std::shared_ptr<const RopeTable> rope_table(ThreadPool& pool, int T, int HD, int pos0, const float* inv_freq) {
   static std::mutex mu;
   static std::shared_ptr<const RopeTable> last;
+  const int half = HD / 2;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (last && last->T == T && last->HD == HD && last->pos0 == pos0 && last->theta == theta) return last;
+    if (last && last->T == T && last->HD == HD && last->pos0 == pos0 &&
+        std::equal(inv_freq, inv_freq + half, last->inv_freq.begin())) {
+      return last;
+    }
   }
   auto tab = std::make_shared<RopeTable>();
-  tab->T = T, tab->HD = HD, tab->pos0 = pos0, tab->theta = theta;
-  const int half = HD / 2;
+  tab->T = T, tab->HD = HD, tab->pos0 = pos0;
+  tab->inv_freq.assign(inv_freq, inv_freq + half);
   tab->cs.resize(size_t(T) * half);
   tab->sn.resize(size_t(T) * half);
-  std::vector<double> inv_freq(half);
-  for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(double(theta), -2.0 * i / HD);
   pool.parallel_for(size_t(T), std::max(1, 4096 / std::max(1, half)), [&](size_t t0, size_t t1) {
     for (size_t t = t0; t < t1; ++t)
       for (int i = 0; i < half; ++i) {
-        const double angle = double(pos0 + int(t)) * inv_freq[i];
+        const double angle = double(pos0 + int(t)) * double(inv_freq[i]);
         tab->cs[t * half + i] = float(std::cos(angle));
         tab->sn[t * half + i] = float(std::sin(angle));
       }
@@ -127,8 +130,9 @@ std::shared_ptr<const RopeTable> rope_table(ThreadPool& pool, int T, int HD, int
 
 // (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) with sin negated for the backward (R^T), accumulating or not.
 template <bool kBackward>
-void rope_apply(ThreadPool& pool, float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta) {
-  const std::shared_ptr<const RopeTable> tab = rope_table(pool, T, HD, pos0, theta);
+void rope_apply(ThreadPool& pool, float* out, const float* in, int B, int T, int NH, int HD, int pos0,
+                const float* inv_freq) {
+  const std::shared_ptr<const RopeTable> tab = rope_table(pool, T, HD, pos0, inv_freq);
   const int half = HD / 2;
   pool.parallel_for(size_t(B) * T, row_grain(size_t(NH) * HD), [&](size_t r0, size_t r1) {
     for (size_t bt = r0; bt < r1; ++bt) {
@@ -170,15 +174,16 @@ void rope_apply(ThreadPool& pool, float* out, const float* in, int B, int T, int
 
 }  // namespace
 
-void rope_forward(ThreadPool& pool, float* out, const float* in, int B, int T, int NH, int HD, int pos0, float theta) {
+void rope_forward(ThreadPool& pool, float* out, const float* in, int B, int T, int NH, int HD, int pos0,
+                  const float* inv_freq) {
   if (B <= 0 || T <= 0) return;
-  rope_apply<false>(pool, out, in, B, T, NH, HD, pos0, theta);
+  rope_apply<false>(pool, out, in, B, T, NH, HD, pos0, inv_freq);
 }
 
 void rope_backward(ThreadPool& pool, float* din, const float* dout, int B, int T, int NH, int HD, int pos0,
-                   float theta) {
+                   const float* inv_freq) {
   if (B <= 0 || T <= 0) return;
-  rope_apply<true>(pool, din, dout, B, T, NH, HD, pos0, theta);
+  rope_apply<true>(pool, din, dout, B, T, NH, HD, pos0, inv_freq);
 }
 
 // ------------------------------------------------------------------------------------------------------- swiglu

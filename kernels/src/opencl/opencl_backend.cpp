@@ -268,11 +268,13 @@ class OpenClBackend final : public Backend {
   }
 
   // ---- rope and attention ----
-  void rope_forward(float* out, const float* in_, int B, int T, int NH, int HD, int pos0, float theta) override {
-    rope(out, in_, B, T, NH, HD, pos0, theta, false);
+  void rope_forward(float* out, const float* in_, int B, int T, int NH, int HD, int pos0,
+                    const float* inv_freq) override {
+    rope(out, in_, B, T, NH, HD, pos0, inv_freq, false);
   }
-  void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0, float theta) override {
-    rope(din, dout, B, T, NH, HD, pos0, theta, true);
+  void rope_backward(float* din, const float* dout, int B, int T, int NH, int HD, int pos0,
+                     const float* inv_freq) override {
+    rope(din, dout, B, T, NH, HD, pos0, inv_freq, true);
   }
 
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int T, int NH,
@@ -412,14 +414,15 @@ class OpenClBackend final : public Backend {
     launch(Kernel::kMatmulTn, tile_global(J, I), tile_local(), out, P, Q, N, I, J, alpha, cl_int(1));
   }
 
-  void rope(float* out, const float* in_, int B, int T, int NH, int HD, int pos0, float theta, bool backward) {
+  void rope(float* out, const float* in_, int B, int T, int NH, int HD, int pos0, const float* inv_freq,
+            bool backward) {
     const size_t n = size_t(B) * T * NH * HD;
     if (n == 0) return;
     if (HD % 2 != 0 || !fits({n})) {
-      if (backward) return fallback().rope_backward(out, in_, B, T, NH, HD, pos0, theta);
-      return fallback().rope_forward(out, in_, B, T, NH, HD, pos0, theta);
+      if (backward) return fallback().rope_backward(out, in_, B, T, NH, HD, pos0, inv_freq);
+      return fallback().rope_forward(out, in_, B, T, NH, HD, pos0, inv_freq);
     }
-    const cl_mem table = rope_table(T, HD, pos0, theta);
+    const cl_mem table = rope_table(T, HD, pos0, inv_freq);
     const cl_mem ib = in(in_, n), ob = out_buf(out, n, backward);
     const size_t pairs = n / 2;
     launch(Kernel::kRope, {pointwise_global(pairs)}, {size_t(opencl::kPointwiseWg)}, ob, ib, table, T, NH, HD,
@@ -427,12 +430,10 @@ class OpenClBackend final : public Backend {
     finish_op(ob, out, n);
   }
 
-  // cos/sin of (pos0 + t) * theta^(-2i/HD) for t < T, i < HD/2, in double as ref::rope_forward, cached: every
-  // layer of a step uses the same table.
-  cl_mem rope_table(int T, int HD, int pos0, float theta) {
-    uint32_t theta_bits;
-    std::memcpy(&theta_bits, &theta, 4);
-    const auto key = std::make_tuple(T, HD, pos0, theta_bits);
+  // cos/sin of (pos0 + t) * inv_freq[i] for t < T, i < HD/2, in double as ref::rope_forward, cached by the
+  // frequencies' values: every layer of a step uses the same table.
+  cl_mem rope_table(int T, int HD, int pos0, const float* inv_freq) {
+    const auto key = std::make_tuple(T, HD, pos0, std::vector<float>(inv_freq, inv_freq + HD / 2));
     auto it = rope_tables_.find(key);
     if (it != rope_tables_.end()) return it->second;
     if (rope_tables_.size() >= kMaxRopeTables) {  // a handful of (T, pos0) shapes per session: drop them all
@@ -443,7 +444,7 @@ class OpenClBackend final : public Backend {
     std::vector<float> cs(size_t(T) * half * 2);
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < half; ++i) {
-        const double angle = double(pos0 + t) * std::pow(double(theta), -2.0 * i / HD);
+        const double angle = double(pos0 + t) * double(inv_freq[i]);
         cs[(size_t(t) * half + i) * 2] = static_cast<float>(std::cos(angle));
         cs[(size_t(t) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
       }
@@ -462,7 +463,7 @@ class OpenClBackend final : public Backend {
   Backend* fallback_;
   cl_mem dummy_ = nullptr;  // bound where a kernel's optional buffer (bias) is absent
   bool pending_ = false;    // something enqueued since the last clFinish
-  std::map<std::tuple<int, int, int, uint32_t>, cl_mem> rope_tables_;
+  std::map<std::tuple<int, int, int, std::vector<float>>, cl_mem> rope_tables_;
 };
 
 }  // namespace
