@@ -86,6 +86,9 @@ export interface WizardState {
   tryIt: {
     prompt: string;
     maxTokensText: string;
+    /** 0 = greedy; above 0 samples with top-p (nucleus) at that temperature. */
+    temperatureText: string;
+    topPText: string;
     useAdapter: boolean;
     busy: boolean;
     /** The prompt the shown text continues (the field may have been edited since). */
@@ -133,6 +136,7 @@ export type Action =
   | { type: 'export-failed'; error: string }
   | { type: 'try-prompt'; prompt: string }
   | { type: 'try-max-tokens'; text: string }
+  | { type: 'try-sampling'; temperatureText?: string; topPText?: string }
   | { type: 'try-use-adapter'; useAdapter: boolean }
   | { type: 'try-busy' }
   | { type: 'try-done'; text: string }
@@ -141,6 +145,14 @@ export type Action =
 export const DEFAULT_STEPS = 20;
 export const MAX_STEPS = 100_000;
 export const MAX_NEW_TOKENS = 4096;
+export const MAX_TEMPERATURE = 2;
+
+/** A decimal in [min, max] from a text field, or null when the text is not one. */
+export function parseDecimal(text: string, min: number, max: number): number | null {
+  if (!/^\s*\d*\.?\d+\s*$/.test(text)) return null;
+  const v = Number(text);
+  return v >= min && v <= max ? v : null;
+}
 
 export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: WeightFormat = 'f32', removeStageFiles = false): TrainState {
   return {
@@ -179,6 +191,8 @@ export function initialState(): WizardState {
     tryIt: {
       prompt: 'Once upon a time',
       maxTokensText: '64',
+      temperatureText: '0',
+      topPText: '0.9',
       useAdapter: true,
       busy: false,
       promptUsed: '',
@@ -389,6 +403,11 @@ export function reducer(state: WizardState, action: Action): WizardState {
       return { ...state, tryIt: { ...state.tryIt, prompt: action.prompt } };
     case 'try-max-tokens':
       return { ...state, tryIt: { ...state.tryIt, maxTokensText: action.text } };
+    case 'try-sampling':
+      return {
+        ...state,
+        tryIt: { ...state.tryIt, temperatureText: action.temperatureText ?? state.tryIt.temperatureText, topPText: action.topPText ?? state.tryIt.topPText },
+      };
     case 'try-use-adapter':
       return { ...state, tryIt: { ...state.tryIt, useAdapter: action.useAdapter } };
     case 'try-busy':

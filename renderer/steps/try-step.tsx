@@ -4,14 +4,16 @@
 import { useEffect, useRef, useState } from 'react';
 import type { StepProps } from '../app.js';
 import type { Api } from '../api.js';
-import { MAX_NEW_TOKENS, parseWhole } from '../state.js';
+import { MAX_NEW_TOKENS, MAX_TEMPERATURE, parseDecimal, parseWhole } from '../state.js';
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export function TryStep({ state, dispatch, api }: StepProps) {
-  const { prompt, promptUsed, maxTokensText, useAdapter, busy, text, error } = state.tryIt;
+  const { prompt, promptUsed, maxTokensText, temperatureText, topPText, useAdapter, busy, text, error } = state.tryIt;
   const runId = state.train.runId;
-  const valid = parseWhole(maxTokensText, 1, MAX_NEW_TOKENS) !== null;
+  const temperature = parseDecimal(temperatureText, 0, MAX_TEMPERATURE);
+  const topP = parseDecimal(topPText, 0.01, 1);
+  const valid = parseWhole(maxTokensText, 1, MAX_NEW_TOKENS) !== null && temperature !== null && topP !== null;
   const [streamed, setStreamed] = useState('');
   const [stopError, setStopError] = useState<string | null>(null);
   const streamId = useRef<string | null>(null);
@@ -22,6 +24,7 @@ export function TryStep({ state, dispatch, api }: StepProps) {
   async function start(): Promise<void> {
     const maxTokens = parseWhole(maxTokensText, 1, MAX_NEW_TOKENS);
     if (maxTokens === null) return dispatch({ type: 'try-failed', error: `Max tokens must be a whole number from 1 to ${MAX_NEW_TOKENS}.` });
+    if (temperature === null || topP === null) return dispatch({ type: 'try-failed', error: `Temperature must be from 0 to ${MAX_TEMPERATURE} and top-p from 0.01 to 1.` });
     const id = `try-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
     streamId.current = id;
     setStreamed('');
@@ -35,7 +38,9 @@ export function TryStep({ state, dispatch, api }: StepProps) {
     });
     dispatch({ type: 'try-busy' });
     try {
-      const { text: full } = await api.call('generate', { runId: useAdapter ? runId : null, prompt, maxTokens, streamId: id });
+      // A fresh seed per click: sampling again gives another continuation; temperature 0 is greedy and ignores it.
+      const sampling = temperature ? { temperature, topP: topP ?? 1, seed: Math.floor(Math.random() * 2 ** 32) } : {};
+      const { text: full } = await api.call('generate', { runId: useAdapter ? runId : null, prompt, maxTokens, streamId: id, ...sampling });
       dispatch({ type: 'try-done', text: full });
     } catch (err) {
       dispatch({ type: 'try-failed', error: errorText(err) });
@@ -72,6 +77,33 @@ export function TryStep({ state, dispatch, api }: StepProps) {
               value={maxTokensText}
               aria-invalid={!valid}
               onChange={(e) => dispatch({ type: 'try-max-tokens', text: e.target.value })}
+            />
+          </label>
+          <label className="inline" title="0 picks the most likely token every time (greedy); higher values sample more freely">
+            <span className="label">Temperature</span>
+            <input
+              type="number"
+              className="narrow"
+              min={0}
+              max={MAX_TEMPERATURE}
+              step={0.1}
+              value={temperatureText}
+              aria-invalid={temperature === null}
+              onChange={(e) => dispatch({ type: 'try-sampling', temperatureText: e.target.value })}
+            />
+          </label>
+          <label className="inline" title="Sample only from the most likely tokens that together hold this much probability">
+            <span className="label">Top-p</span>
+            <input
+              type="number"
+              className="narrow"
+              min={0.01}
+              max={1}
+              step={0.05}
+              value={topPText}
+              disabled={temperature === 0}
+              aria-invalid={topP === null}
+              onChange={(e) => dispatch({ type: 'try-sampling', topPText: e.target.value })}
             />
           </label>
           <label className="inline check">

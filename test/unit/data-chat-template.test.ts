@@ -10,6 +10,10 @@ import { loadChatTemplate, renderConversation } from '../../electron/core/model/
 import { loadTokenizer } from '../../electron/core/model/tokenizer.js';
 import { loadDataset } from '../../electron/core/data/load-dataset.js';
 import { findRepoRoot } from '../../electron/core/paths.js';
+import { openModelFolder } from '../../electron/core/model/model-folder.js';
+import { folderSpmVocab, llamaArchMetadata, llamaGgufTensors } from '../../electron/core/model/gguf-llama.js';
+import { spmVocabMetadata } from '../../electron/core/model/gguf-vocab.js';
+import { writeGguf } from '../../electron/core/model/gguf-write.js';
 
 const ROOT = findRepoRoot();
 const STORIES = join(ROOT, 'models', 'stories260K');
@@ -118,6 +122,31 @@ test('a conversation the template refuses is a bad row on its line', async () =>
     assert.deepEqual(read.badRows.map((r) => [r.line, r.kind]), [[2, 'template-error']]);
     assert.match(read.badRows[0]!.message, /line 2: the chat template refused this conversation: .*Conversation roles must alternate/);
     assert.deepEqual(encoded.map((e) => e.line), [1, 3]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a GGUF file: its tokenizer.chat_template metadata, with BOS/EOS text from its vocabulary', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cfd-chat-gguf-'));
+  try {
+    const folder = await openModelFolder(STORIES);
+    const vocab = await folderSpmVocab(folder);
+    const path = join(dir, 'stories-chat.gguf');
+    await writeGguf(path, {
+      metadata: [...llamaArchMetadata(folder.config, 'stories', 'f32'), ...spmVocabMetadata(vocab), ['tokenizer.chat_template', { type: 'string', value: LLAMA2 }]],
+      tensors: llamaGgufTensors(folder, 'f32'),
+    });
+    const t = (await loadChatTemplate(path))!;
+    assert.match(t.source, /tokenizer\.chat_template/);
+    // stories260K's EOS id is 1, the same piece as BOS ('<s>'): the texts follow the file's ids, not a convention.
+    const [bos, eos] = [vocab.tokens[vocab.bosId]!, vocab.tokens[vocab.eosId]!];
+    assert.deepEqual([t.bosToken, t.eosToken], [bos, eos], 'special token texts come from the GGUF vocabulary');
+    assert.equal(t.render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }], { addGenerationPrompt: false }), `${bos}[INST] Hi [/INST] Hello ${eos}`);
+    // The same model without the metadata has no template.
+    const plain = join(dir, 'stories.gguf');
+    await writeGguf(plain, { metadata: [...llamaArchMetadata(folder.config, 'stories', 'f32'), ...spmVocabMetadata(vocab)], tensors: llamaGgufTensors(folder, 'f32') });
+    assert.equal(await loadChatTemplate(plain), null);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import {
   canVisit,
   initialState,
   isDone,
+  parseDecimal,
   parseWhole,
   reducer,
   selectedReady,
@@ -266,4 +267,14 @@ test('parseWhole accepts only whole numbers in range', () => {
   for (const bad of ['', '0', '101', '2.5', '-1', '1e2', 'abc', '99999999999999999999']) {
     assert.equal(parseWhole(bad, 1, 100), null, bad);
   }
+});
+
+test('parseDecimal accepts plain decimals in range; sampling fields keep what the user typed', () => {
+  assert.equal(parseDecimal('0', 0, 2), 0);
+  assert.equal(parseDecimal('0.7', 0, 2), 0.7);
+  assert.equal(parseDecimal('.9', 0.01, 1), 0.9);
+  for (const bad of ['', '2.5', '-0.1', '1e-3', 'abc', '0.5.1']) assert.equal(parseDecimal(bad, 0, 2), null, bad);
+  let s = reducer(initialState(), { type: 'try-sampling', temperatureText: '0.8' });
+  s = reducer(s, { type: 'try-sampling', topPText: '0.5' });
+  assert.deepEqual([s.tryIt.temperatureText, s.tryIt.topPText], ['0.8', '0.5']);
 });

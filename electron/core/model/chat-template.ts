@@ -2,9 +2,12 @@
 // where each assistant turn lies in the rendered text so training can put the loss on those turns only.
 // Sources, first found wins: chat_template.jinja in the model folder (what transformers writes since 4.43), then
 // tokenizer_config.json's chat_template (a string, or a list of {name, template} from which "default" is used).
+// A GGUF file: chat_template.jinja / tokenizer_config.json beside it, else its tokenizer.chat_template metadata.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
+import { isGgufPath } from './gguf-model.js';
+import { readGgufHeader, type GgufFile } from './gguf-read.js';
 
 export interface ChatTurn {
   role: string;
@@ -48,8 +51,33 @@ function templateFromConfig(value: unknown, where: string): string | null {
   throw new Error(`${where}: chat_template must be a string or a list of {name, template}`);
 }
 
-/** The model folder's chat template, or null when it has none (base models usually do not). */
-export async function loadChatTemplate(modelDir: string): Promise<ChatTemplate | null> {
+/** The text of special token `key` (e.g. tokenizer.ggml.bos_token_id) of a GGUF vocabulary, or null. */
+function ggufTokenText(file: GgufFile, key: string): string | null {
+  const id = file.metadata.get(key);
+  const tokens = file.metadata.get('tokenizer.ggml.tokens');
+  if (typeof id !== 'number' || !Array.isArray(tokens)) return null;
+  const text = tokens[id];
+  return typeof text === 'string' ? text : null;
+}
+
+/** The chat template stored in a GGUF file's metadata (llama.cpp's convert scripts copy it there), or null. */
+async function ggufChatTemplate(path: string): Promise<ChatTemplate | null> {
+  const file = await readGgufHeader(path);
+  const text = file.metadata.get('tokenizer.chat_template');
+  if (typeof text !== 'string') return null;
+  return compileChatTemplate(text, `${path} (tokenizer.chat_template)`, {
+    bosToken: ggufTokenText(file, 'tokenizer.ggml.bos_token_id'),
+    eosToken: ggufTokenText(file, 'tokenizer.ggml.eos_token_id'),
+  });
+}
+
+/** The model's chat template, or null when it has none (base models usually do not). `modelPath`: folder or .gguf. */
+export async function loadChatTemplate(modelPath: string): Promise<ChatTemplate | null> {
+  if (isGgufPath(modelPath)) return (await loadFolderChatTemplate(dirname(modelPath))) ?? ggufChatTemplate(modelPath);
+  return loadFolderChatTemplate(modelPath);
+}
+
+async function loadFolderChatTemplate(modelDir: string): Promise<ChatTemplate | null> {
   const configPath = join(modelDir, 'tokenizer_config.json');
   const configText = await readOptional(configPath);
   let config: Record<string, unknown> = {};
