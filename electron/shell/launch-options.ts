@@ -1,6 +1,8 @@
 // The desktop app's launch options, from its command line and environment: which extra adb servers to take phones
-// from (other workstations' `adb -a nodaemon server`, device farms). The same "host:port" form as the CLI's --adb.
+// from (other workstations' `adb -a nodaemon server`, device farms; the same "host:port" form as the CLI's --adb),
+// and which adb binary to run (a packaged one first).
 // No Electron import, so it is tested in Node.
+import { delimiter, join } from 'node:path';
 import { parseAdbServer } from '../core/adb/servers.js';
 
 export interface LaunchOptions {
@@ -35,4 +37,15 @@ export function launchOptions(argv: readonly string[], env: NodeJS.ProcessEnv): 
     if (!adbServers.includes(text)) adbServers.push(text);
   }
   return { adbServers };
+}
+
+/**
+ * PATH for the packaged app: electron-builder.yml ships adb (platform-tools) under resources/platform-tools when
+ * the build had it; that adb goes first, so the app works on a machine without Android tools. Otherwise PATH is
+ * returned unchanged and the adb already on it is used.
+ */
+export function pathWithBundledAdb(resourcesPath: string, path: string | undefined, exists: (p: string) => boolean, platform = process.platform): string | undefined {
+  const dir = join(resourcesPath, 'platform-tools');
+  if (!exists(join(dir, platform === 'win32' ? 'adb.exe' : 'adb'))) return path;
+  return path ? `${dir}${delimiter}${path}` : dir;
 }

@@ -1,11 +1,12 @@
 // Electron entry point (package.json "main" -> build/electron/shell/main.js): hands the real Electron objects and the
 // real core service to startShell. No logic lives here beyond that wiring and the app lifecycle.
 import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createService } from '../core/service.js';
 import { startShell, type Shell } from './app.js';
-import { launchOptions } from './launch-options.js';
+import { launchOptions, pathWithBundledAdb } from './launch-options.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/electron/shell
 const buildDir = join(here, '..', '..'); // build/
@@ -14,6 +15,9 @@ const buildDir = join(here, '..', '..'); // build/
 if (!app.requestSingleInstanceLock()) app.quit();
 
 app.enableSandbox();
+
+// The packaged app's own adb (platform-tools in its resources) is found before any other on PATH.
+if (app.isPackaged) process.env.PATH = pathWithBundledAdb(process.resourcesPath, process.env.PATH, existsSync);
 
 let shell: Shell | null = null;
 let quitting = false;
