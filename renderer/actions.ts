@@ -110,3 +110,22 @@ export async function exportAdapter(
     return null;
   }
 }
+
+/** Reads the past runs for the runs panel. */
+export async function loadRuns(api: Api, dispatch: Dispatch<Action>): Promise<void> {
+  dispatch({ type: 'runs-loading' });
+  try {
+    dispatch({ type: 'runs-loaded', list: await api.call('listRuns') });
+  } catch (err) {
+    dispatch({ type: 'runs-failed', error: message(err) });
+  }
+}
+
+/** Re-opens a past run from its folder: the Train step shows it, and Export and Try it use its adapter. */
+export async function openRun(api: Api, dispatch: Dispatch<Action>, runId: string): Promise<void> {
+  try {
+    dispatch({ type: 'run-opened', run: await api.call('openRun', { runId }) });
+  } catch (err) {
+    dispatch({ type: 'runs-failed', error: message(err) });
+  }
+}

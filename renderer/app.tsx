@@ -11,6 +11,7 @@ import { ExportStep } from './steps/export-step.js';
 import { ModelStep } from './steps/model-step.js';
 import { TrainStep } from './steps/train-step.js';
 import { TryStep } from './steps/try-step.js';
+import { RunsPanel } from './runs-panel.js';
 
 export interface StepProps {
   state: WizardState;
@@ -60,6 +61,10 @@ export function App({ api }: { api: Api }) {
           Confidant
         </div>
         <div className="tagline">Private LoRA fine-tuning on the phones on your desk</div>
+        <span className="grow" />
+        <button type="button" aria-pressed={state.runs.open} onClick={() => dispatch({ type: 'runs-toggled' })}>
+          Runs
+        </button>
       </header>
 
       <nav className="stepbar" aria-label="Progress">
@@ -86,7 +91,7 @@ export function App({ api }: { api: Api }) {
       </nav>
 
       <main className="panel">
-        <View state={state} dispatch={dispatch} api={api} />
+        {state.runs.open ? <RunsPanel state={state} dispatch={dispatch} api={api} /> : <View state={state} dispatch={dispatch} api={api} />}
       </main>
 
       <footer className="nav">

@@ -1,6 +1,6 @@
 // The wizard's state and its pure reducer (plus the "may I go on?" rules). No DOM, no React, no I/O: it runs in the
 // browser and, through the root tsconfig, in Node for test/unit/renderer-state.test.ts. It does not call the API.
-import type { AgentReport, DatasetPreview, Defaults, EventMessage, ModelSummary } from '../electron/core/api/contract.js';
+import type { AgentReport, DatasetPreview, Defaults, EventMessage, ModelSummary, RunDetails, RunSummary } from '../electron/core/api/contract.js';
 import type { WeightFormat } from '../electron/core/model/quantize.js';
 import type { DeviceInfo, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
 
@@ -82,6 +82,8 @@ export interface WizardState {
   model: { path: string; busy: boolean; summary: ModelSummary | null; error: string | null };
   data: { path: string; busy: boolean; preview: DatasetPreview | null; error: string | null };
   train: TrainState;
+  /** The past-runs panel (top bar "Runs"): its list, and whether it is shown. */
+  runs: { open: boolean; loading: boolean; list: RunSummary[]; error: string | null };
   exporting: { outDir: string; outDirEdited: boolean; busy: boolean; result: string | null; error: string | null };
   tryIt: {
     prompt: string;
@@ -130,6 +132,11 @@ export type Action =
   | { type: 'train-stopping' }
   | { type: 'train-stop-failed'; error: string }
   | { type: 'event'; message: EventMessage }
+  | { type: 'runs-toggled' }
+  | { type: 'runs-loading' }
+  | { type: 'runs-loaded'; list: RunSummary[] }
+  | { type: 'runs-failed'; error: string }
+  | { type: 'run-opened'; run: RunDetails }
   | { type: 'export-dir'; outDir: string }
   | { type: 'export-busy' }
   | { type: 'export-done'; outDir: string }
@@ -187,6 +194,7 @@ export function initialState(): WizardState {
     model: { path: '', busy: false, summary: null, error: null },
     data: { path: '', busy: false, preview: null, error: null },
     train: emptyTrain(),
+    runs: { open: false, loading: false, list: [], error: null },
     exporting: { outDir: '', outDirEdited: false, busy: false, result: null, error: null },
     tryIt: {
       prompt: 'Once upon a time',
@@ -250,6 +258,8 @@ const indexOf = (step: StepId) => STEPS.findIndex((s) => s.id === step);
 
 /** Steps before `step` must all be complete to visit it (going back is always allowed). */
 export function canVisit(state: WizardState, step: StepId): boolean {
+  // A finished run (trained now or re-opened from the runs list) is all Export and Try it need.
+  if ((step === 'export' || step === 'try') && hasUsableRun(state.train) && !isTraining(state.train)) return true;
   const target = indexOf(step);
   for (let i = 0; i < target; i++) if (blocker(state, STEPS[i]!.id) !== null) return false;
   return true;
@@ -281,6 +291,29 @@ function withDevices(state: WizardState, list: DeviceInfo[]): WizardState {
 
 function withProbe(state: WizardState, id: string, probe: AgentProbe): WizardState {
   return { ...state, devices: { ...state.devices, probes: { ...state.devices.probes, [id]: probe } } };
+}
+
+/** The Train step's view of a past run: its curve, held-out losses and plan, as if it had just finished. */
+function trainFromRun(current: TrainState, run: RunDetails): TrainState {
+  const status: TrainStatus = run.status === 'finished' ? 'finished' : run.status === 'stopped' ? 'stopped' : 'failed';
+  const n = run.losses.length;
+  return {
+    ...emptyTrain(current.stepsText, current.weightFormat, current.removeStageFiles),
+    status,
+    runId: run.runId,
+    runDir: run.runDir,
+    plan: run.plan,
+    phase: status === 'finished' ? 'Finished' : status === 'stopped' ? 'Stopped' : 'Failed',
+    phaseDetail: 'opened from its run folder',
+    lossSteps: run.losses.map((_, i) => i + 1),
+    losses: [...run.losses],
+    step: n,
+    totalSteps: run.steps,
+    tokPerSec: run.tokPerSec,
+    evalBefore: run.evalLossBefore,
+    evalAfter: run.evalLossAfter,
+    error: status === 'failed' ? (run.error ?? `the run's status is "${run.status}"`) : null,
+  };
 }
 
 export function reducer(state: WizardState, action: Action): WizardState {
@@ -389,6 +422,25 @@ export function reducer(state: WizardState, action: Action): WizardState {
       if (action.message.event === 'devices') return withDevices(state, action.message.data);
       if (action.message.event === 'train-event') return applyTrainEvent(state, action.message.data);
       return state; // generate-token: the Try step streams its own call
+
+    case 'runs-toggled':
+      return { ...state, runs: { ...state.runs, open: !state.runs.open } };
+    case 'runs-loading':
+      return { ...state, runs: { ...state.runs, loading: true, error: null } };
+    case 'runs-loaded':
+      return { ...state, runs: { ...state.runs, loading: false, list: action.list, error: null } };
+    case 'runs-failed':
+      return { ...state, runs: { ...state.runs, loading: false, error: action.error } };
+    case 'run-opened':
+      if (isTraining(state.train)) return state;
+      return {
+        ...state,
+        step: 'train',
+        train: trainFromRun(state.train, action.run),
+        runs: { ...state.runs, open: false },
+        exporting: { ...state.exporting, result: null, error: null, outDir: state.exporting.outDirEdited ? state.exporting.outDir : '' },
+        tryIt: { ...state.tryIt, text: null, error: null },
+      };
 
     case 'export-dir':
       return { ...state, exporting: { ...state.exporting, outDir: action.outDir, outDirEdited: true, result: null, error: null } };

@@ -2,9 +2,9 @@
 // inspection, training runs in the background with their events, runs list, export and "try it" generation.
 // Plain Node: the Electron shell (IPC) and the headless server (WebSocket) both wrap this one object.
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { AgentReport, ConfidantService, DatasetPreview, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
+import type { AgentReport, ConfidantService, DatasetPreview, RunDetails, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
 import type { DeviceInfo, TrainEvent } from './api/types.js';
 import { connectAdb, createAdb, type Adb } from './adb/client.js';
 import { adbServerList, parseAdbServer, serverKey } from './adb/servers.js';
@@ -21,6 +21,7 @@ import { exportRun } from './export/export-run.js';
 import { bundledPaths, type BundledPaths } from './paths.js';
 import { chooseTrainingDevices } from './train/training-devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from './train/job.js';
+import { checkRunId, listRunSummaries, readRunDetails } from './train/run-details.js';
 import { TryItGenerator } from './onnx/try-it.js';
 
 export interface ServiceOptions {
@@ -94,7 +95,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     return w.devices();
   };
   const runDirOf = (runId: string) => {
-    if (!/^[\w.-]+$/.test(runId)) throw new Error(`"${runId}" is not a run id`);
+    checkRunId(runId);
     return join(runsDir, runId);
   };
 
@@ -179,17 +180,11 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     },
 
     async listRuns(): Promise<RunSummary[]> {
-      const names = await readdir(runsDir).catch(() => [] as string[]);
-      const runs: RunSummary[] = [];
-      for (const runId of names.sort().reverse()) {
-        const text = await readFile(join(runsDir, runId, 'run.json'), 'utf8').catch(() => null);
-        if (!text) continue;
-        const run = JSON.parse(text) as { steps?: number; losses?: number[] };
-        const losses = run.losses ?? [];
-        const created = Date.parse(runId.slice(0, 24).replace(/T(\d\d)-(\d\d)-(\d\d)-(\d+)Z/, 'T$1:$2:$3.$4Z'));
-        runs.push({ runId, runDir: join(runsDir, runId), createdMs: Number.isNaN(created) ? 0 : created, steps: run.steps ?? losses.length, finalLoss: losses.at(-1) ?? null });
-      }
-      return runs;
+      return listRunSummaries(runsDir);
+    },
+
+    async openRun({ runId }: ParamsOf<'openRun'>): Promise<RunDetails> {
+      return readRunDetails(runsDir, runId);
     },
 
     async exportAdapter({ runId, format, outDir, overwrite, modelDir }: ParamsOf<'exportAdapter'>) {

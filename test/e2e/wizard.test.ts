@@ -148,6 +148,17 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     await shot('try-it');
     assert.equal(await page.getByRole('alert').count(), 0, `generate failed: ${await page.getByRole('alert').allTextContents()}`);
 
+    // --- Runs: the run just trained is listed from its folder and re-opens on the Train step --------------------------
+    const runId = runDir.split('/').at(-1)!;
+    await page.getByRole('button', { name: 'Runs' }).click();
+    const runRow = page.locator(`table[aria-label="Runs"] tr[data-run-id="${runId}"]`);
+    await runRow.waitFor();
+    assert.match((await runRow.textContent())!, /finished/);
+    await shot('runs');
+    await runRow.getByRole('button', { name: 'Open' }).click();
+    await page.getByText(runId).first().waitFor();
+    assert.match((await page.locator('[aria-current="step"]').textContent())!, /Train$/, 'the run opens on the Train step');
+
     // A CSP violation or a script error anywhere on the way is a failure.
     assert.deepEqual(consoleProblems, []);
   } catch (err) {

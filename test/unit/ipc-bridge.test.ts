@@ -55,6 +55,7 @@ function fakeService() {
     exportAdapter: async (p) => ({ outDir: p.outDir, files: [] }),
     generate: async () => ({ text: '' }),
     stopGenerate: async () => {},
+    openRun: async () => Promise.reject(new Error('no runs here')),
     defaults: async () => ({ modelPath: 'm', datasetPath: 'd' }),
     onEvent(listener) {
       listeners.add(listener);

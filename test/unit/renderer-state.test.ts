@@ -278,3 +278,27 @@ test('parseDecimal accepts plain decimals in range; sampling fields keep what th
   s = reducer(s, { type: 'try-sampling', topPText: '0.5' });
   assert.deepEqual([s.tryIt.temperatureText, s.tryIt.topPText], ['0.8', '0.5']);
 });
+
+test('a re-opened past run lands on Train as finished, and Export and Try it open without the earlier steps', () => {
+  let s = reducer(initialState(), { type: 'runs-toggled' });
+  assert.equal(s.runs.open, true);
+  assert.equal(canVisit(s, 'export'), false, 'no run yet');
+  s = reducer(s, { type: 'runs-loaded', list: [{ runId: 'r9', runDir: '/runs/r9', createdMs: 1, status: 'finished', steps: 3, finalLoss: 1.2, evalLossBefore: 1.6, evalLossAfter: 1.5 }] });
+  assert.equal(s.runs.list.length, 1);
+  const plan: TrainPlan = { stages: [], microBatches: 4, microBatchSize: 2, seqLen: 64 };
+  s = reducer(s, { type: 'run-opened', run: {
+    runId: 'r9', runDir: '/runs/r9', createdMs: 1, status: 'finished', error: null, modelDir: '/m', datasetPath: '/d', plan, steps: 3,
+    losses: [2, 1.5, 1.2], tokPerSec: 900, evalLossBefore: 1.6, evalLossAfter: 1.5, heldOutLossOrt: null, samplesBefore: [], samplesAfter: [],
+  } });
+  assert.equal(s.step, 'train');
+  assert.equal(s.runs.open, false);
+  assert.deepEqual([s.train.status, s.train.runId, s.train.losses, s.train.lossSteps, s.train.evalAfter], ['finished', 'r9', [2, 1.5, 1.2], [1, 2, 3], 1.5]);
+  assert.equal(canVisit(s, 'export'), true);
+  assert.equal(canVisit(s, 'try'), true);
+  assert.equal(canVisit(s, 'data'), false, 'the wizard steps before still need their own inputs');
+  // A failed run opens as failed, with its error, and does not unlock Export.
+  s = reducer(s, { type: 'run-opened', run: { runId: 'r8', runDir: '/runs/r8', createdMs: 0, status: 'failed', error: 'phone vanished', modelDir: null, datasetPath: null,
+    plan: null, steps: 1, losses: [2], tokPerSec: null, evalLossBefore: null, evalLossAfter: null, heldOutLossOrt: null, samplesBefore: [], samplesAfter: [] } });
+  assert.deepEqual([s.train.status, s.train.error], ['failed', 'phone vanished']);
+  assert.equal(canVisit(s, 'export'), false);
+});

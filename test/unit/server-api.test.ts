@@ -31,6 +31,7 @@ const service: ConfidantService = {
   exportAdapter: async (p) => ({ outDir: p.outDir, files: [] }),
   generate: async () => ({ text: 'hello' }),
   stopGenerate: async () => {},
+  openRun: async () => Promise.reject(new Error('no runs here')),
   defaults: async () => ({ modelPath: 'models/stories260K', datasetPath: 'data/tiny.jsonl' }),
   onEvent(l) {
     listeners.add(l);

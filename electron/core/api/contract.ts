@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { WEIGHT_FORMATS } from '../model/quantize.js';
 import { datasetOptionsSchema, previewDatasetParams, type DatasetDetails } from '../data/dataset-contract.js';
-import type { DeviceInfo, ModelFacts, TrainEvent } from './types.js';
+import type { DeviceInfo, ModelFacts, TrainEvent, TrainPlan } from './types.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parameters: one zod schema per method. Strict objects, so a misspelt key is an error instead of being ignored.
@@ -42,6 +42,7 @@ export const methodParams = {
   }),
   stopTraining: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
   listRuns: noParams,
+  openRun: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
   exportAdapter: z.strictObject({
     runId: z.string().min(1, { error: 'runId is empty' }),
     format: z.enum(['peft', 'gguf', 'merged'], { error: "format must be 'peft', 'gguf' or 'merged'" }),
@@ -109,8 +110,33 @@ export interface RunSummary {
   runId: string;
   runDir: string;
   createdMs: number;
+  /** run.json's status: 'running', 'finished', 'failed', 'stopped' (or 'unknown' for an unreadable field). */
+  status: string;
   steps: number;
   finalLoss: number | null;
+  evalLossBefore: number | null;
+  evalLossAfter: number | null;
+}
+
+/** One past run as its run folder holds it: enough to show its results again and export or try its adapter. */
+export interface RunDetails {
+  runId: string;
+  runDir: string;
+  createdMs: number;
+  status: string;
+  error: string | null;
+  modelDir: string | null;
+  datasetPath: string | null;
+  plan: TrainPlan | null;
+  steps: number;
+  losses: number[];
+  tokPerSec: number | null;
+  evalLossBefore: number | null;
+  evalLossAfter: number | null;
+  /** The held-out losses recomputed by onnxruntime from the exported adapter (null when not recorded). */
+  heldOutLossOrt: { before: number; after: number } | null;
+  samplesBefore: string[];
+  samplesAfter: string[];
 }
 
 export interface Defaults {
@@ -127,6 +153,7 @@ export interface MethodResults {
   startTraining: { runId: string };
   stopTraining: void;
   listRuns: RunSummary[];
+  openRun: RunDetails;
   /** outDir: the absolute output path; files: what was written there, with sizes. */
   exportAdapter: { outDir: string; files: { name: string; bytes: number }[] };
   /** The continuation only (the prompt is not repeated). */
@@ -172,6 +199,7 @@ export interface ConfidantService {
   startTraining(params: ParamsOf<'startTraining'>): Promise<{ runId: string }>;
   stopTraining(params: ParamsOf<'stopTraining'>): Promise<void>;
   listRuns(): Promise<RunSummary[]>;
+  openRun(params: ParamsOf<'openRun'>): Promise<RunDetails>;
   exportAdapter(params: ParamsOf<'exportAdapter'>): Promise<ResultOf<'exportAdapter'>>;
   generate(params: ParamsOf<'generate'>): Promise<{ text: string }>;
   stopGenerate(params: ParamsOf<'stopGenerate'>): Promise<void>;
