@@ -76,6 +76,7 @@ export async function startTraining(api: Api, dispatch: Dispatch<Action>, state:
       steps,
       weightFormat: state.train.weightFormat,
       removeStageFiles: state.train.removeStageFiles,
+      mode: state.train.mode,
       // Train on what the Data step previewed: its format, columns, bad-row policy and sequence length.
       ...(state.data.preview?.details ? { dataset: state.data.preview.details.options } : {}),
     });

@@ -33,6 +33,8 @@ export interface PushLive {
   phase: string | null;
 }
 
+export type TrainMode = 'backprop' | 'zo';
+
 export type TrainStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed';
 
 export interface TrainState {
@@ -42,6 +44,8 @@ export interface TrainState {
   weightFormat: WeightFormat;
   /** Delete the stage files from the phones when the run ends (default keep: the next run skips the push). */
   removeStageFiles: boolean;
+  /** backprop (1F1B + AdamW) or zo (forward-only P-RGE: less memory, slower to learn). */
+  mode: TrainMode;
   status: TrainStatus;
   runId: string | null;
   runDir: string | null;
@@ -126,6 +130,7 @@ export type Action =
   | { type: 'train-steps'; text: string }
   | { type: 'train-weight-format'; weightFormat: WeightFormat }
   | { type: 'train-remove-stage-files'; remove: boolean }
+  | { type: 'train-mode'; mode: TrainMode }
   | { type: 'train-starting' }
   | { type: 'train-started'; runId: string }
   | { type: 'train-failed'; error: string }
@@ -161,11 +166,12 @@ export function parseDecimal(text: string, min: number, max: number): number | n
   return v >= min && v <= max ? v : null;
 }
 
-export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: WeightFormat = 'f32', removeStageFiles = false): TrainState {
+export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: WeightFormat = 'f32', removeStageFiles = false, mode: TrainMode = 'backprop'): TrainState {
   return {
     stepsText,
     weightFormat,
     removeStageFiles,
+    mode,
     status: 'idle',
     runId: null,
     runDir: null,
@@ -298,7 +304,7 @@ function trainFromRun(current: TrainState, run: RunDetails): TrainState {
   const status: TrainStatus = run.status === 'finished' ? 'finished' : run.status === 'stopped' ? 'stopped' : 'failed';
   const n = run.losses.length;
   return {
-    ...emptyTrain(current.stepsText, current.weightFormat, current.removeStageFiles),
+    ...emptyTrain(current.stepsText, current.weightFormat, current.removeStageFiles, current.mode),
     status,
     runId: run.runId,
     runDir: run.runDir,
@@ -392,11 +398,13 @@ export function reducer(state: WizardState, action: Action): WizardState {
       return { ...state, train: { ...state.train, weightFormat: action.weightFormat } };
     case 'train-remove-stage-files':
       return { ...state, train: { ...state.train, removeStageFiles: action.remove } };
+    case 'train-mode':
+      return { ...state, train: { ...state.train, mode: action.mode } };
     case 'train-starting':
       if (isTraining(state.train)) return state;
       return {
         ...state,
-        train: { ...emptyTrain(state.train.stepsText, state.train.weightFormat, state.train.removeStageFiles), status: 'starting', phase: 'Starting', phaseDetail: '' },
+        train: { ...emptyTrain(state.train.stepsText, state.train.weightFormat, state.train.removeStageFiles, state.train.mode), status: 'starting', phase: 'Starting', phaseDetail: '' },
         exporting: { ...state.exporting, result: null, error: null, outDir: state.exporting.outDirEdited ? state.exporting.outDir : '' },
         tryIt: { ...state.tryIt, text: null, error: null },
       };

@@ -127,53 +127,83 @@ void LoraSet::set(const std::vector<NamedTensor>& tensors) {
   }
   // Validate everything before changing anything, so a rejected SET_LORA leaves the adapters as they were.
   size_t matched = 0;
+  auto check = [&](const std::string& name, const std::vector<uint32_t>& want, bool required) -> bool {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      if (required) throw LoraError("SET_LORA: tensor '" + name + "' is missing");
+      return false;
+    }
+    const Tensor& t = *it->second;
+    if (t.dtype != DType::F32 || t.dims != want) {
+      throw LoraError("SET_LORA: tensor '" + name + "' is " + t.shape_string() + ", expected f32 " + shape_str(want));
+    }
+    ++matched;
+    return true;
+  };
   for (const LoraAdapter& a : adapters_) {
     for (int is_b = 0; is_b < 2; ++is_b) {
       const std::string name = tensor_name(a.layer, a.module, is_b);
-      auto it = by_name.find(name);
-      if (it == by_name.end()) throw LoraError("SET_LORA: tensor '" + name + "' is missing");
-      const Tensor& t = *it->second;
       const std::vector<uint32_t> want =
           is_b ? std::vector<uint32_t>{uint32_t(a.out), rank_} : std::vector<uint32_t>{rank_, uint32_t(a.in)};
-      if (t.dtype != DType::F32 || t.dims != want) {
-        throw LoraError("SET_LORA: tensor '" + name + "' is " + t.shape_string() + ", expected f32 " +
-                        shape_str(want));
+      check(name, want, true);
+      // Optional AdamW moments of trainable tensors; both or neither (a lone one would be a half-restored state).
+      if (is_b || train_a_) {
+        const bool m = check(name + ".adam_m", want, false), v = check(name + ".adam_v", want, false);
+        if (m != v) throw LoraError("SET_LORA: '" + name + "' has only one of .adam_m and .adam_v");
       }
-      ++matched;
     }
   }
   if (matched != by_name.size()) {
     for (const auto& kv : by_name) {
       bool known = false;
       for (const LoraAdapter& a : adapters_) {
-        known = known || kv.first == tensor_name(a.layer, a.module, false) ||
-                kv.first == tensor_name(a.layer, a.module, true);
+        for (int is_b = 0; is_b < 2; ++is_b) {
+          const std::string n = tensor_name(a.layer, a.module, is_b);
+          known = known || kv.first == n || kv.first == n + ".adam_m" || kv.first == n + ".adam_v";
+        }
       }
       if (!known) throw LoraError("SET_LORA: tensor '" + kv.first + "' is not a LoRA tensor of this stage");
     }
   }
+  auto restore = [&](std::vector<float>& dst, const std::string& name) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) std::fill(dst.begin(), dst.end(), 0.0f);
+    else std::memcpy(dst.data(), it->second->data.data(), it->second->data.size());
+  };
   for (LoraAdapter& a : adapters_) {
-    const Tensor& ta = *by_name[tensor_name(a.layer, a.module, false)];
-    const Tensor& tb = *by_name[tensor_name(a.layer, a.module, true)];
+    const std::string na = tensor_name(a.layer, a.module, false), nb = tensor_name(a.layer, a.module, true);
+    const Tensor& ta = *by_name[na];
+    const Tensor& tb = *by_name[nb];
     std::memcpy(a.A.data(), ta.data.data(), ta.data.size());
     std::memcpy(a.B.data(), tb.data.data(), tb.data.size());
-    std::fill(a.mA.begin(), a.mA.end(), 0.0f);
-    std::fill(a.vA.begin(), a.vA.end(), 0.0f);
-    std::fill(a.mB.begin(), a.mB.end(), 0.0f);
-    std::fill(a.vB.begin(), a.vB.end(), 0.0f);
+    restore(a.mA, na + ".adam_m");
+    restore(a.vA, na + ".adam_v");
+    restore(a.mB, nb + ".adam_m");
+    restore(a.vB, nb + ".adam_v");
   }
   zero_grad();
 }
 
-std::vector<NamedTensor> LoraSet::get(bool with_grads) const {
+std::vector<NamedTensor> LoraSet::get(bool with_grads, bool with_moments) const {
   std::vector<NamedTensor> out;
   const uint32_t r = rank_;
   for (const LoraAdapter& a : adapters_) {
     const std::string na = tensor_name(a.layer, a.module, false), nb = tensor_name(a.layer, a.module, true);
-    out.push_back({na, Tensor::make_f32({r, uint32_t(a.in)}, a.A.data())});
-    if (with_grads && train_a_) out.push_back({na + ".grad", Tensor::make_f32({r, uint32_t(a.in)}, a.dA.data())});
-    out.push_back({nb, Tensor::make_f32({uint32_t(a.out), r}, a.B.data())});
-    if (with_grads) out.push_back({nb + ".grad", Tensor::make_f32({uint32_t(a.out), r}, a.dB.data())});
+    const std::vector<uint32_t> da{r, uint32_t(a.in)}, db{uint32_t(a.out), r};
+    out.push_back({na, Tensor::make_f32(da, a.A.data())});
+    if (train_a_) {
+      if (with_grads) out.push_back({na + ".grad", Tensor::make_f32(da, a.dA.data())});
+      if (with_moments) {
+        out.push_back({na + ".adam_m", Tensor::make_f32(da, a.mA.data())});
+        out.push_back({na + ".adam_v", Tensor::make_f32(da, a.vA.data())});
+      }
+    }
+    out.push_back({nb, Tensor::make_f32(db, a.B.data())});
+    if (with_grads) out.push_back({nb + ".grad", Tensor::make_f32(db, a.dB.data())});
+    if (with_moments) {
+      out.push_back({nb + ".adam_m", Tensor::make_f32(db, a.mB.data())});
+      out.push_back({nb + ".adam_v", Tensor::make_f32(db, a.vB.data())});
+    }
   }
   return out;
 }

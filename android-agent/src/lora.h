@@ -49,10 +49,12 @@ class LoraSet {
   static std::string tensor_name(uint32_t layer, LoraModule m, bool is_b);
 
   // SET_LORA: every tensor of the stage exactly once, f32, right shape; nothing else. Throws LoraError.
-  // Also zeroes the gradients and AdamW moments (new values make the old ones meaningless).
+  // Also zeroes the gradients and the AdamW moments (new values make the old ones meaningless), unless the list
+  // also holds "<name>.adam_m" and "<name>.adam_v" of trainable tensors: those moments are restored (checkpoints).
   void set(const std::vector<NamedTensor>& tensors);
-  // GET_LORA: in protocol order; with_grads adds "<name>.grad" after every trainable tensor.
-  std::vector<NamedTensor> get(bool with_grads) const;
+  // GET_LORA: in protocol order; with_grads adds "<name>.grad" after every trainable tensor, with_moments then
+  // "<name>.adam_m" and "<name>.adam_v".
+  std::vector<NamedTensor> get(bool with_grads, bool with_moments = false) const;
 
   // P-RGE update, B <- B - lr * mean_i(g_i * z_i), z_i regenerated from (seed, step, i, parameter id) exactly as
   // the batched forward drew them (prge.h); g has one projected gradient per query. A is never touched (LoRA-FA).

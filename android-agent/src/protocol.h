@@ -97,6 +97,8 @@ struct SetLoraRequest {
 
 constexpr uint32_t kForwardKeepActivations = 1u << 0;
 constexpr uint32_t kForwardReturnLogits = 1u << 1;
+// Relay in f16: the hidden reply is f16, and this micro-batch's BACKWARD answers grad_input in f16 (half the bytes).
+constexpr uint32_t kForwardRelayF16 = 1u << 2;
 
 struct ForwardRequest {
   uint32_t micro_id = 0;
@@ -136,6 +138,8 @@ struct OptimStepRequest {
 };
 
 constexpr uint32_t kGetLoraWithGrads = 1u << 0;
+// Adds the AdamW moments "<name>.adam_m" / "<name>.adam_v" of every trainable tensor (checkpoints).
+constexpr uint32_t kGetLoraWithMoments = 1u << 1;
 struct GetLoraRequest {
   uint32_t flags = 0;
 };

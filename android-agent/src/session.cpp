@@ -107,6 +107,31 @@ void check_targets(const char* cmd, const StageModel& m, const Tensor& targets, 
 // Bytes of the f32 copy an f16 hidden input is widened into (0 for f32 or token input).
 uint64_t widened_input_bytes(const Tensor& in) { return in.dtype == DType::F16 ? uint64_t(in.elements()) * 4 : 0; }
 
+// f16 relay: hidden states and gradients narrowed for the wire (round to nearest even), widened on arrival.
+Tensor make_f16(std::vector<uint32_t> dims, const float* values) {
+  Tensor t;
+  t.dtype = DType::F16;
+  t.dims = std::move(dims);
+  const size_t n = t.elements();
+  t.data.resize(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = confidant::float_to_half(values[i]);
+    std::memcpy(t.data.data() + 2 * i, &h, 2);
+  }
+  return t;
+}
+
+const float* widen_f16(const Tensor& in, std::vector<float>* out) {
+  const size_t n = in.elements();
+  out->resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in.data.data() + 2 * i, 2);
+    (*out)[i] = confidant::half_to_float(h);
+  }
+  return out->data();
+}
+
 // The input as the stage model takes it: token ids, or f32 hidden states (f16 widened into *widened).
 void set_stage_input(const StageModel& m, const Tensor& in, std::vector<float>* widened, ForwardArgs* a) {
   if (m.first()) {
@@ -290,6 +315,7 @@ std::vector<uint8_t> Session::load_stage(const std::vector<uint8_t>& p) {
   model_.reset();
   model_ = std::make_unique<StageModel>(*opts_.engine, std::move(file),
                                         LoraSet(cfg, req.lora_rank, req.lora_alpha, req.target_mask, train_a));
+  f16_micros_.clear();  // the new stage has no kept activations
   model_->set_recompute(req.flags & kLoadFlagRecompute);
   LoadStageReply rep;
   rep.layer_start = cfg.layer_start;
@@ -311,8 +337,11 @@ std::vector<uint8_t> Session::forward(const std::vector<uint8_t>& p) {
   StageModel& m = loaded("FORWARD");
   const ForwardRequest req = decode_forward_request(p);
   const StageConfig& c = m.config();
-  if (req.flags & ~(kForwardKeepActivations | kForwardReturnLogits)) bad_argument("FORWARD flags has unknown bits");
+  if (req.flags & ~(kForwardKeepActivations | kForwardReturnLogits | kForwardRelayF16)) {
+    bad_argument("FORWARD flags has unknown bits");
+  }
   const bool keep = req.flags & kForwardKeepActivations;
+  const bool relay_f16 = req.flags & kForwardRelayF16;
   const bool want_logits = req.flags & kForwardReturnLogits;
   if (want_logits && !m.last()) bad_argument("FORWARD asks for logits (flags bit 1) but this is not the last stage");
 
@@ -373,8 +402,12 @@ std::vector<uint8_t> Session::forward(const std::vector<uint8_t>& p) {
     if (want_logits) rep.logits = Tensor::make_f32({B, T, c.vocab_size}, res.logits.data());
   } else {
     rep.output_kind = 0;
-    rep.hidden = Tensor::make_f32({B, T, c.hidden_size}, res.hidden.data());
+    rep.hidden = relay_f16 ? make_f16({B, T, c.hidden_size}, res.hidden.data())
+                           : Tensor::make_f32({B, T, c.hidden_size}, res.hidden.data());
   }
+  // The micro-batch's BACKWARD answers in the dtype its FORWARD asked for (BACKWARD has no flags field).
+  if (keep && relay_f16) f16_micros_.insert(req.micro_id);
+  else f16_micros_.erase(req.micro_id);
   return encode(rep);
 }
 
@@ -389,6 +422,7 @@ std::vector<uint8_t> Session::backward(const std::vector<uint8_t>& p) {
   int B = 0, T = 0;
   m.activation_shape(req.micro_id, &B, &T);
   const float* grad = nullptr;
+  std::vector<float> widened_grad;  // f32 copy of an f16 grad_output
   if (m.last()) {
     if (req.has_grad) bad_argument("BACKWARD on the last stage starts from the loss: has_grad must be 0");
     if (!m.activations_have_targets(req.micro_id)) {
@@ -396,12 +430,13 @@ std::vector<uint8_t> Session::backward(const std::vector<uint8_t>& p) {
     }
   } else {
     const std::vector<uint32_t> want{uint32_t(B), uint32_t(T), m.config().hidden_size};
-    if (!req.has_grad || req.grad_output.dtype != DType::F32 || req.grad_output.dims != want) {
-      bad_argument("BACKWARD grad_output must be f32 [" + std::to_string(B) + ", " + std::to_string(T) + ", " +
-                   std::to_string(m.config().hidden_size) + "], got " +
+    const bool dtype_ok = req.grad_output.dtype == DType::F32 || req.grad_output.dtype == DType::F16;
+    if (!req.has_grad || !dtype_ok || req.grad_output.dims != want) {
+      bad_argument("BACKWARD grad_output must be f32 (or f16) [" + std::to_string(B) + ", " + std::to_string(T) +
+                   ", " + std::to_string(m.config().hidden_size) + "], got " +
                    (req.has_grad ? req.grad_output.shape_string() : std::string("none")));
     }
-    grad = req.grad_output.f32();
+    grad = req.grad_output.dtype == DType::F16 ? widen_f16(req.grad_output, &widened_grad) : req.grad_output.f32();
   }
   std::vector<float> grad_in;
   {
@@ -409,10 +444,12 @@ std::vector<uint8_t> Session::backward(const std::vector<uint8_t>& p) {
     grad_in = m.backward(req.micro_id, req.loss_scale, grad);
   }
   ++stats_.backward_count;
+  const bool relay_f16 = f16_micros_.erase(req.micro_id) > 0;
   BackwardReply rep;
   rep.has_grad_input = !m.first();
   if (rep.has_grad_input) {
-    rep.grad_input = Tensor::make_f32({uint32_t(B), uint32_t(T), m.config().hidden_size}, grad_in.data());
+    const std::vector<uint32_t> dims{uint32_t(B), uint32_t(T), m.config().hidden_size};
+    rep.grad_input = relay_f16 ? make_f16(dims, grad_in.data()) : Tensor::make_f32(dims, grad_in.data());
   }
   return encode(rep);
 }
@@ -441,8 +478,10 @@ std::vector<uint8_t> Session::optim_step(const std::vector<uint8_t>& p) {
 std::vector<uint8_t> Session::get_lora(const std::vector<uint8_t>& p) {
   StageModel& m = loaded("GET_LORA");
   const GetLoraRequest req = decode_get_lora_request(p);
-  if (req.flags & ~kGetLoraWithGrads) bad_argument("GET_LORA flags has unknown bits (only bit 0 is defined)");
-  return encode(GetLoraReply{m.lora().get(req.flags & kGetLoraWithGrads)});
+  if (req.flags & ~(kGetLoraWithGrads | kGetLoraWithMoments)) {
+    bad_argument("GET_LORA flags has unknown bits (only bits 0 and 1 are defined)");
+  }
+  return encode(GetLoraReply{m.lora().get(req.flags & kGetLoraWithGrads, req.flags & kGetLoraWithMoments)});
 }
 
 std::vector<uint8_t> Session::stats(const std::vector<uint8_t>& p) {

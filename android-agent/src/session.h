@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "engine.h"
@@ -64,6 +65,7 @@ class Session {
   MemoryBudget budget_;
   bool authenticated_ = false;
   Stats stats_;
+  std::set<uint32_t> f16_micros_;  // kept micro-batches whose FORWARD asked for f16 relay (flags bit 2)
   std::unique_ptr<StageModel> model_;
 };
 

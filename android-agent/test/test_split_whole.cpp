@@ -349,7 +349,7 @@ void test_budget_and_arguments() {
     reinterpret_cast<int32_t*>(f.targets.data.data())[0] = 512;
     reinterpret_cast<float*>(f.mask.data.data())[0] = 1.0f;
     EXPECT_ERROR(*s, Cmd::Forward, encode(f), ErrorCode::BadArgument, "target 512 at position 0");
-    f.flags = 0x4;
+    f.flags = 0x8;  // bits 0..2 are defined (2: f16 relay)
     EXPECT_ERROR(*s, Cmd::Forward, encode(f), ErrorCode::BadArgument, "unknown bits");
     BackwardRequest b{99, 1.0f, false, Tensor()};
     EXPECT_ERROR(*s, Cmd::Backward, encode(b), ErrorCode::BadArgument, "micro_id 99 has no kept activations");
@@ -367,7 +367,10 @@ void test_budget_and_arguments() {
     std::vector<NamedTensor> extra = l;
     extra.push_back({"model.layers.9.self_attn.q_proj.lora_A", l[0].tensor});
     EXPECT_ERROR(*s, Cmd::SetLora, encode(SetLoraRequest{extra}), ErrorCode::BadArgument, "not a LoRA tensor");
-    EXPECT_ERROR(*s, Cmd::GetLora, encode(GetLoraRequest{2}), ErrorCode::BadArgument, "unknown bits");
+    std::vector<NamedTensor> half_moments = l;  // AdamW moments come in pairs (checkpoint restore)
+    half_moments.push_back({l[1].name + ".adam_m", l[1].tensor});
+    EXPECT_ERROR(*s, Cmd::SetLora, encode(SetLoraRequest{half_moments}), ErrorCode::BadArgument, "only one of .adam_m");
+    EXPECT_ERROR(*s, Cmd::GetLora, encode(GetLoraRequest{4}), ErrorCode::BadArgument, "unknown bits");
     OptimStepRequest o;
     o.step = 0;
     EXPECT_ERROR(*s, Cmd::OptimStep, encode(o), ErrorCode::BadArgument, "1-based");

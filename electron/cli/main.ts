@@ -4,6 +4,7 @@ import { UsageError } from './args.js';
 import { devicesCommand } from './commands/devices.js';
 import { virtualCommand } from './commands/virtual.js';
 import { trainCommand } from './commands/train.js';
+import { planCommand } from './commands/plan.js';
 import { dataCommand } from './commands/data.js';
 import { exportCommand } from './commands/export.js';
 import { demoCommand } from './commands/demo.js';
@@ -24,7 +25,9 @@ const USAGE = `usage: confidant <command> [options]
         [--weight-format f32|f16|int8|q4_0|fp4] [--rank R] [--lr X] [--seq-len T]
         [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
         [--data-format auto|text|jsonl|csv] [--prompt-column C --completion-column C | --text-column C]
-        [--skip-bad-rows] [--remove-stage-files]
+        [--skip-bad-rows] [--remove-stage-files] [--mode backprop|zo] [--zo-queries Q] [--zo-eps E]
+        [--checkpoint-every N] [--relay f16|f32] | train --resume runs/<id>
+  plan [--model DIR|FILE.gguf] [--devices a,b] [--adb host:port]... [--seq-len T] [--micro-batches M] [--micro-batch-size B] [--weight-format f] [--mode backprop|zo] [--json]
   data preview --data FILE [--model DIR] [dataset options as for train] [--seq-len T] [--examples N] [--json]
                                            how the file will be trained on: format, bad rows by line, stats,
                                            the first rows with the trained part marked
@@ -39,6 +42,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = {
   devices: devicesCommand,
   virtual: virtualCommand,
   train: trainCommand,
+  plan: planCommand,
   data: dataCommand,
   export: exportCommand,
   demo: demoCommand,

@@ -21,8 +21,20 @@ export function printEvent(e: TrainEvent, json: boolean): void {
     case 'push-progress':
       if (e.bytesSent === e.bytesTotal) console.log(`  pushed ${e.file} to ${e.serial} (${mib(e.bytesTotal)})`);
       break;
-    case 'step':
-      console.log(`  step ${String(e.step).padStart(4)}/${e.totalSteps}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  ${Math.round(e.tokPerSec)} tok/s`);
+    case 'step': {
+      const eta = e.etaMs == null ? '' : `  eta ${formatDuration(e.etaMs)}`;
+      console.log(`  step ${String(e.step).padStart(4)}/${e.totalSteps}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  ${Math.round(e.tokPerSec)} tok/s${eta}`);
+      break;
+    }
+    case 'checkpoint':
+      console.log(`  checkpoint at step ${e.step}: ${e.dir} (${mib(e.bytes)})`);
+      break;
+    case 'paused':
+      console.log(`paused at step ${e.step}: ${e.lostSerials.length ? `lost ${e.lostSerials.join(', ')}` : 'failure'}` +
+        `${e.giveUp ? '' : ` (recovery ${e.attempt})`}\n  ${e.reason.split('\n')[0]}`);
+      break;
+    case 'resumed':
+      console.log(`resumed from step ${e.fromStep} on ${e.plan.stages.map((s) => `${s.serial} [${s.layerStart}, ${s.layerEnd})`).join(', ')}`);
       break;
     case 'eval':
       console.log(`  held-out loss ${e.when} training: ${e.loss.toFixed(4)}`);
@@ -31,6 +43,12 @@ export function printEvent(e: TrainEvent, json: boolean): void {
       console.log(e.ok ? `finished: ${e.runDir}` : `failed: ${e.error}\n  run folder ${e.runDir}`);
       break;
     case 'device-step':
+    case 'timeline':
       break;
   }
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }

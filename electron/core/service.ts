@@ -157,6 +157,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         deployer,
         steps: p.steps,
         weightFormat: p.weightFormat ?? DEFAULT_TRAIN_SETTINGS.weightFormat,
+        mode: p.mode ?? DEFAULT_TRAIN_SETTINGS.mode,
         dataset: p.dataset,
         seqLen: p.dataset?.seqLen ?? DEFAULT_TRAIN_SETTINGS.seqLen,
         signal: abort.signal,

@@ -5,7 +5,7 @@ import type { WeightFormat } from '../../electron/core/model/quantize.js';
 import { startTraining, stopTraining } from '../actions.js';
 import { formatBytes, formatLoss, formatMs, formatPush } from '../format.js';
 import { LossChart } from '../loss-chart.js';
-import { MAX_STEPS, isTraining, parseWhole, selectedReady, type WizardState } from '../state.js';
+import { MAX_STEPS, isTraining, parseWhole, selectedReady, type TrainMode, type WizardState } from '../state.js';
 
 // Labels for the base-weight formats; the core validates the value (contract.ts).
 const BASE_WEIGHT_CHOICES: ReadonlyArray<readonly [WeightFormat, string]> = [
@@ -63,6 +63,13 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
               aria-invalid={!stepsValid}
               onChange={(e) => dispatch({ type: 'train-steps', text: e.target.value })}
             />
+          </label>
+          <label className="inline" title="Backprop learns faster; P-RGE needs only forward passes (no activations kept, less memory)">
+            <span className="label">Method</span>
+            <select value={t.mode} disabled={running} onChange={(e) => dispatch({ type: 'train-mode', mode: e.target.value as TrainMode })}>
+              <option value="backprop">Backprop (LoRA, AdamW)</option>
+              <option value="zo">P-RGE (forward-only)</option>
+            </select>
           </label>
           <label className="inline">
             <span className="label">Base weights</span>

@@ -185,6 +185,8 @@ describe('deployment failure paths', { skip }, () => {
     const t0 = Date.now();
     const job = runTrainJob({
       ...DEFAULT_TRAIN_SETTINGS,
+      // No re-planning here (train-recovery.test.ts covers it): the failure path itself must be clean.
+      maxRecoveries: 0,
       steps: 400,
       evalSequences: 4,
       samplePrompts: [],

@@ -234,11 +234,12 @@ test('starting again resets the live view but keeps the step count, weight forma
   assert.equal(atTrain().train.weightFormat, 'f32');
   assert.equal(atTrain().train.removeStageFiles, false);
   let s = run(atTrain(), { type: 'train-steps', text: '7' }, { type: 'train-weight-format', weightFormat: 'q4_0' },
-    { type: 'train-remove-stage-files', remove: true }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
+    { type: 'train-remove-stage-files', remove: true }, { type: 'train-mode', mode: 'zo' }, { type: 'train-starting' }, { type: 'train-started', runId: 'r1' });
   s = run(s, event(ev.step(1, 5)), event(ev.finished(true)), { type: 'train-starting' });
   assert.equal(s.train.stepsText, '7');
   assert.equal(s.train.weightFormat, 'q4_0');
   assert.equal(s.train.removeStageFiles, true);
+  assert.equal(s.train.mode, 'zo');
   assert.deepEqual(s.train.losses, []);
   assert.equal(s.train.runId, null);
   // While running, a second start is ignored.

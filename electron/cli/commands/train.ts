@@ -9,13 +9,14 @@ import { serverKey } from '../../core/adb/servers.js';
 import { deployerForServers } from '../../core/deploy/multi-server-deployer.js';
 import { chooseTrainingDevices } from '../../core/train/training-devices.js';
 import { adbServersFromOptions } from './devices.js';
-import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from '../../core/train/job.js';
+import { DEFAULT_TRAIN_SETTINGS, runTrainJob, TRAINING_MODES, type TrainingMode } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
 import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
 import { printEvent } from '../progress.js';
 import { DATASET_ARG_OPTIONS, datasetOptionsFromArgs } from './data.js';
 import { checkBadRows, readDataset } from '../../core/data/read-dataset.js';
 import { formatBadRows } from '../../core/data/bad-rows.js';
+import { readLatestCheckpoint } from '../../core/train/checkpoint.js';
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -37,6 +38,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
       adb: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       'remove-stage-files': { type: 'boolean' },
+      resume: { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+      relay: { type: 'string' },
+      mode: { type: 'string' },
+      'zo-queries': { type: 'string' },
+      'zo-eps': { type: 'string' },
       ...DATASET_ARG_OPTIONS,
     },
   });
@@ -47,11 +54,23 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const rank = parseCount(values.rank, '--rank', d.loraRank);
   const weightFormat = values['weight-format'] ?? d.weightFormat;
   if (!isWeightFormat(weightFormat)) throw new UsageError(`--weight-format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${weightFormat}"`);
-  const dataset = datasetOptionsFromArgs(values);
-  const modelDir = resolve(values.model ?? paths.modelDir);
+  const relay = values.relay ?? d.relay;
+  if (relay !== 'f16' && relay !== 'f32') throw new UsageError(`--relay must be f16 or f32, got "${values.relay}"`);
+  const checkpointEvery = parseCount(values['checkpoint-every'], '--checkpoint-every', d.checkpointEvery);
+  const mode = values.mode ?? d.mode;
+  if (!(mode in TRAINING_MODES)) throw new UsageError(`--mode must be one of ${Object.keys(TRAINING_MODES).join(', ')}, got "${values.mode}"`);
+  const zoEps = values['zo-eps'] === undefined ? d.zoEps : Number(values['zo-eps']);
+  if (!(zoEps > 0)) throw new UsageError(`--zo-eps must be a positive number, got "${values['zo-eps']}"`);
+  // --resume: the run's own model, data and settings (from its latest checkpoint) replace the command line's.
+  const resumeFrom = values.resume === undefined ? undefined : resolve(values.resume);
+  const resumeCk = resumeFrom ? await readLatestCheckpoint(resumeFrom) : null;
+  if (resumeFrom && !resumeCk) throw new UsageError(`--resume ${resumeFrom}: no checkpoint there (checkpoints/latest); is it a run folder (runs/<id>)?`);
+  const resumed = (resumeCk?.state.settings ?? {}) as { modelDir?: string; datasetPath?: string; dataset?: ReturnType<typeof datasetOptionsFromArgs> };
+  const dataset = resumed.dataset ?? datasetOptionsFromArgs(values);
+  const modelDir = resolve(resumed.modelDir ?? values.model ?? paths.modelDir);
   await openModel(modelDir); // a bad model folder or GGUF file is reported before any phone is touched
   // So is a bad dataset; rows that are skipped are listed, so skipping is never silent.
-  const datasetPath = resolve(values.data ?? paths.datasetPath);
+  const datasetPath = resolve(resumed.datasetPath ?? values.data ?? paths.datasetPath);
   const read = await readDataset(datasetPath, dataset);
   checkBadRows(read, dataset.skipBadRows ?? false);
   if (read.badRows.length) console.error(`skipping ${read.badRows.length} bad rows of ${datasetPath}:\n${formatBadRows(read.badRows)}`);
@@ -82,6 +101,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
     weightFormat,
     peakLr: lr,
     seed: parseCount(values.seed, '--seed', d.seed, 0),
+    relay,
+    checkpointEvery,
+    mode: mode as TrainingMode,
+    zoQueries: parseCount(values['zo-queries'], '--zo-queries', d.zoQueries),
+    zoEps,
+    resumeFrom,
     onEvent: (e) => printEvent(e, json),
   });
   if (!json) console.log(`held-out loss ${result.evalLossBefore.toFixed(4)} -> ${result.evalLossAfter.toFixed(4)}; adapter ${result.adapterDir}`);

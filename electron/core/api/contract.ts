@@ -35,6 +35,8 @@ export const methodParams = {
       error: 'steps must be at most 100000',
     }),
     weightFormat: z.enum(WEIGHT_FORMATS, { error: `weightFormat must be one of ${WEIGHT_FORMATS.join(', ')}` }).optional(),
+    /** backprop: 1F1B LoRA with AdamW (default); zo: forward-only P-RGE with LoRA-FA. */
+    mode: z.enum(['backprop', 'zo'], { error: "mode must be 'backprop' or 'zo'" }).optional(),
     /** How to read the dataset file (format, columns, skipping bad rows) and the sequence length. */
     dataset: datasetOptionsSchema.optional(),
     /** Delete the stage files from the phones when the run ends (default: keep them, so the next run skips the push). */

@@ -82,6 +82,9 @@ export interface PipelineSpan {
   endMs: number;
 }
 
+/** Wire format of the activations and gradients relayed between stages: f16 halves the bytes. */
+export type RelayDtype = 'f16' | 'f32';
+
 /** Events streamed while a run trains; also written one per line to runs/<id>/events.jsonl. */
 export type TrainEvent =
   | { type: 'run-started'; runId: string; runDir: string; plan: TrainPlan; timeMs: number }
@@ -95,10 +98,27 @@ export type TrainEvent =
       type: 'push-progress'; runId: string; serial: string; file: string; bytesSent: number; bytesTotal: number; timeMs: number;
       bytesPerSec?: number; etaMs?: number | null; phase?: string; attempt?: number; resumedFromBytes?: number;
     }
-  | { type: 'step'; runId: string; step: number; totalSteps: number; loss: number; lr: number; tokPerSec: number; timeMs: number }
-  | { type: 'timeline'; runId: string; step: number; gradNorm: number; relayBytes: number; spans: PipelineSpan[]; timeMs: number }
-  /** busyMs: the agent's compute time during this step (not cumulative). */
-  | { type: 'device-step'; runId: string; step: number; serial: string; busyMs: number; rssBytes: number; peakRssBytes: number; bytesIn: number; bytesOut: number; timeMs: number }
+  /** tokPerSec: trained (mask-weighted) tokens of this step per second; etaMs: the remaining steps at the mean step time so far. */
+  | { type: 'step'; runId: string; step: number; totalSteps: number; loss: number; lr: number; tokPerSec: number; timeMs: number; stepMs?: number; etaMs?: number }
+  /**
+   * The step's pipeline: every forward/backward of every micro-batch on every stage (spans), and the activation and
+   * gradient bytes relayed through the host (each tensor counted once) in relayDtype.
+   */
+  | { type: 'timeline'; runId: string; step: number; gradNorm: number; relayBytes: number; relayDtype?: RelayDtype; spans: PipelineSpan[]; timeMs: number }
+  /**
+   * One stage's share of a step, all per step (not cumulative): busyMs the agent's compute time, idleMs the rest of
+   * the step's wall time (waiting on neighbours, the host, the wire), bytesIn/bytesOut what its session read/wrote.
+   */
+  | {
+      type: 'device-step'; runId: string; step: number; serial: string; busyMs: number; rssBytes: number; peakRssBytes: number; bytesIn: number; bytesOut: number; timeMs: number;
+      idleMs?: number;
+    }
+  /** A checkpoint was written completely (runs/<id>/checkpoints/step-N) and is now the one a resume or recovery uses. */
+  | { type: 'checkpoint'; runId: string; step: number; dir: string; bytes: number; timeMs: number }
+  /** Training stopped because phones were lost; a recovery (re-plan on the rest, restore the checkpoint) follows unless it says giveUp. */
+  | { type: 'paused'; runId: string; step: number; lostSerials: string[]; reason: string; attempt: number; giveUp: boolean; timeMs: number }
+  /** Training goes on after a recovery or a resume, from the checkpoint of fromStep (0: the initial adapter), on this plan. */
+  | { type: 'resumed'; runId: string; fromStep: number; plan: TrainPlan; attempt: number; timeMs: number }
   | { type: 'eval'; runId: string; when: 'before' | 'after'; loss: number; timeMs: number }
   | { type: 'run-finished'; runId: string; runDir: string; ok: boolean; error?: string; timeMs: number };
 

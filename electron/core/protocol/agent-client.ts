@@ -11,6 +11,7 @@ import {
   type ForwardReply,
   type ForwardRequest,
   GET_LORA_FLAG_INCLUDE_GRADS,
+  GET_LORA_FLAG_INCLUDE_MOMENTS,
   type LoadStageReply,
   type LoadStageRequest,
   type NamedTensor,
@@ -246,8 +247,9 @@ export class AgentClient {
     await this.request('OPTIM_STEP', req, opts);
   }
 
-  async getLora(opts: RequestOptions & { includeGrads?: boolean } = {}): Promise<NamedTensor[]> {
-    const flags = opts.includeGrads ? GET_LORA_FLAG_INCLUDE_GRADS : 0;
+  /** includeMoments: also the AdamW moments (.adam_m, .adam_v), which SET_LORA accepts back (checkpoint restore). */
+  async getLora(opts: RequestOptions & { includeGrads?: boolean; includeMoments?: boolean } = {}): Promise<NamedTensor[]> {
+    const flags = (opts.includeGrads ? GET_LORA_FLAG_INCLUDE_GRADS : 0) | (opts.includeMoments ? GET_LORA_FLAG_INCLUDE_MOMENTS : 0);
     return (await this.request('GET_LORA', { flags }, opts)).tensors;
   }
 

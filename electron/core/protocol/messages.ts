@@ -37,6 +37,10 @@ export const TARGET_MODULE_BITS = {
 export const FORWARD_FLAG_KEEP_ACTIVATIONS = 1 << 0;
 export const FORWARD_FLAG_RETURN_LOGITS = 1 << 1;
 export const GET_LORA_FLAG_INCLUDE_GRADS = 1 << 0;
+/** GET_LORA adds "<name>.adam_m" / "<name>.adam_v" (AdamW moments) of every trainable tensor: checkpoints. */
+export const GET_LORA_FLAG_INCLUDE_MOMENTS = 1 << 1;
+/** FORWARD replies hidden as f16 and the micro-batch's BACKWARD answers grad_input as f16: half the relay bytes. */
+export const FORWARD_FLAG_RELAY_F16 = 1 << 2;
 export const FORWARD_OUTPUT_HIDDEN = 0;
 export const FORWARD_OUTPUT_LOSS = 1;
 /** ZO_FORWARD reply output_kind 1: one loss sum and one weight sum per perturbed copy. */

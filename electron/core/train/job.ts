@@ -1,9 +1,11 @@
 // A whole fine-tuning run, top to bottom: plan the stages, pack and deploy them, initialise LoRA, evaluate, train
-// with 1F1B through the pipeline, evaluate again, export the adapter and record everything in the run folder.
-// Device discovery and transport are injected (a StageDeployer), so the same job runs over adb or local agents.
+// with 1F1B through the pipeline (checkpointing every N steps; a lost phone pauses, re-plans on the rest and goes on
+// from the last checkpoint), evaluate again, export the adapter and record everything in the run folder. A run can
+// also resume from its folder's latest checkpoint. Device discovery and transport are injected (a StageDeployer),
+// so the same job runs over adb or local agents.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TrainEvent, TrainPlan } from '../api/types.js';
+import type { RelayDtype, TrainEvent, TrainPlan } from '../api/types.js';
 import { openModel, type ModelFolder } from '../model/model-folder.js';
 import { packStage } from '../model/stage-pack.js';
 import type { WeightFormat } from '../model/quantize.js';
@@ -17,10 +19,14 @@ import { collateBatch, epochOrder, type TrainingSample } from '../data/samples.j
 import { initialLora } from './lora-init.js';
 import { targetMask, LORA_MODULES, type LoraModule } from './lora-modules.js';
 import { learningRate } from './lr-schedule.js';
-import { runPass, optimizerStep, type MicroBatch, type StageHandle } from './pipeline.js';
+import { runPass, backpropStep, type AdamWSettings, type MicroBatch, type StageHandle, type StepOutcome } from './pipeline.js';
+import { CHECKPOINT_VERSION, readLatestCheckpoint, tensorsForLayers, writeCheckpoint, type Checkpoint, type CheckpointState, type DataCursor } from './checkpoint.js';
+import { DEFAULT_MAX_RECOVERIES, decideRecovery, lostSerials } from './recovery.js';
+import { DeviceMeter, etaMs } from './metrics.js';
 import { generateText } from './generate.js';
 import { RunFolder } from './run-folder.js';
 import { ortHeldOutLoss, type OrtHeldOutLoss } from './ort-eval.js';
+import { zoStep } from './zo-step.js';
 
 export interface TrainJobOptions {
   modelDir: string;
@@ -55,8 +61,85 @@ export interface TrainJobOptions {
   /** Prompts generated (greedy) before and after training, to show what changed. */
   samplePrompts: readonly string[];
   sampleTokens: number;
+  /** Checkpoint every this many steps, and after the last (default DEFAULT_CHECKPOINT_EVERY). */
+  checkpointEvery?: number;
+  /** Wire format of relayed activations and gradients (default f16: half the bytes). */
+  relay?: RelayDtype;
+  /** How many times a run re-plans after losing phones before it fails (default DEFAULT_MAX_RECOVERIES). */
+  maxRecoveries?: number;
+  /** How a step trains (the seam where more modes plug in: TRAINING_MODES). Default backprop. */
+  mode?: TrainingMode;
+  /** P-RGE: perturbation directions per step (q; each costs 2 forward copies) and their size (default 4, 1e-2). */
+  zoQueries?: number;
+  zoEps?: number;
+  /**
+   * Continue this run folder from its latest checkpoint, in the same folder. The settings that shape the numbers
+   * (RESUMABLE_SETTINGS) come from the checkpoint, so the continuation equals an uninterrupted run; devices and the
+   * deployer are this call's (the plan is made again for them).
+   */
+  resumeFrom?: string;
   onEvent?: (e: TrainEvent) => void;
   signal?: AbortSignal;
+}
+
+export const DEFAULT_CHECKPOINT_EVERY = 10;
+
+/** One training step of a mode: what it needs from the job, whatever the mode. */
+export interface StepContext {
+  step: number;
+  lr: number;
+  /** The step's total loss weight (trained tokens). */
+  weight: number;
+  adamw: AdamWSettings;
+  relay: RelayDtype;
+  /** The run's seed: with `step` it keys P-RGE's perturbation directions on every stage. */
+  seed: number;
+  /** P-RGE: directions per step and perturbation size. */
+  zo: { queries: number; eps: number };
+}
+export type TrainStepFn = (stages: StageHandle[], micros: MicroBatch[], ctx: StepContext) => Promise<StepOutcome>;
+
+/**
+ * The training modes, one function per mode: the job picks one by `mode` and calls it once per step; everything
+ * around it (data, LR, checkpoints, recovery, metrics) is shared. Another mode (e.g. P-RGE) adds an entry here.
+ */
+export const TRAINING_MODES = {
+  backprop: backpropStep,
+  zo: zoTrainStep,
+} satisfies Record<string, TrainStepFn>;
+
+/**
+ * P-RGE (zeroth-order, LoRA-FA: A frozen, only B moves): forward-only, the 2q perturbed copies flow through the
+ * stages as micro-batches and every stage applies the same (seed, step, g) update. No AdamW moments, no clipping;
+ * the reported "gradient norm" is that of the q projected gradients.
+ */
+async function zoTrainStep(stages: StageHandle[], micros: MicroBatch[], ctx: StepContext): Promise<StepOutcome> {
+  const r = await zoStep(stages, micros, { seed: ctx.seed, step: ctx.step, lr: ctx.lr, queries: ctx.zo.queries, eps: ctx.zo.eps });
+  return { loss: r.loss, gradNorm: Math.hypot(...r.projectedGradients), relayBytes: r.relayBytes, spans: r.spans };
+}
+export type TrainingMode = keyof typeof TRAINING_MODES;
+
+/** The options that shape a run's numbers; a checkpoint records them and a resume takes them from it. */
+export const RESUMABLE_SETTINGS = [
+  'modelDir', 'datasetPath', 'steps', 'microBatches', 'microBatchSize', 'seqLen', 'loraRank', 'loraAlpha', 'loraModules', 'weightFormat',
+  'peakLr', 'warmupSteps', 'maxGradNorm', 'weightDecay', 'seed', 'validationFraction', 'evalSequences', 'dataset', 'relay',
+  'checkpointEvery', 'mode', 'zoQueries', 'zoEps',
+] as const satisfies ReadonlyArray<keyof TrainJobOptions>;
+
+/** AdamW's fixed hyper-parameters (the LR comes from the schedule). */
+const ADAMW_BETAS = { beta1: 0.9, beta2: 0.999, eps: 1e-8 } as const;
+const MIN_LR_RATIO = 0.1;
+
+/** One record per phone loss, kept in run.json. */
+export interface Interruption {
+  atStep: number;
+  lostSerials: string[];
+  error: string;
+  attempt: number;
+  /** The checkpoint training went on from (0: the initial adapter); null when the run gave up. */
+  resumedFromStep: number | null;
+  plan: TrainPlan | null;
+  timeMs: number;
 }
 
 export interface TrainJobResult {
@@ -72,6 +155,9 @@ export interface TrainJobResult {
   samplesAfter: string[];
   tokPerSec: number;
   plan: TrainPlan;
+  /** The checkpoint written after the last step. */
+  checkpointDir: string;
+  interruptions: Interruption[];
 }
 
 /** Sensible defaults for the bundled tiny model; every field can be overridden. */
@@ -92,6 +178,12 @@ export const DEFAULT_TRAIN_SETTINGS = {
   seed: 1234,
   validationFraction: 0.1,
   evalSequences: 32,
+  checkpointEvery: DEFAULT_CHECKPOINT_EVERY,
+  relay: 'f16',
+  maxRecoveries: DEFAULT_MAX_RECOVERIES,
+  mode: 'backprop',
+  zoQueries: 4,
+  zoEps: 1e-2,
   samplePrompts: ['Once upon a time, there was a little girl named'],
   sampleTokens: 24,
 } as const;
@@ -102,12 +194,20 @@ function chunk<T>(items: T[], size: number): T[][] {
   return out;
 }
 
+/** Held-out loss, always relayed in f32 so runs with either relay format are measured alike. */
 async function evaluate(stages: StageHandle[], micros: MicroBatch[]): Promise<number> {
-  const pass = await runPass(stages, micros, { train: false });
+  const pass = await runPass(stages, micros, { train: false, relay: 'f32' });
   return pass.lossSum / pass.weightSum;
 }
 
-async function deployStages(o: TrainJobOptions, folder: ModelFolder, planned: PlannedStage[], emit: (e: TrainEvent) => void, runId: string, agents: DeployedAgent[]): Promise<void> {
+/**
+ * Packs, pushes and loads every planned stage, then sets its LoRA: `lora(stage)` gives the stage's tensors (the
+ * initial adapter, or a checkpoint's values and AdamW moments).
+ */
+async function deployStages(
+  o: TrainJobOptions, folder: ModelFolder, planned: PlannedStage[], devices: PlanDevice[], lora: (st: PlannedStage) => NamedTensor[],
+  emit: (e: TrainEvent) => void, runId: string, agents: DeployedAgent[],
+): Promise<void> {
   await mkdir(o.cacheDir, { recursive: true });
   // One failed phone cancels the other pushes (no point finishing a GiB for a run that cannot start), and every
   // deployment is waited for, so each agent that did start is in `agents` for the caller to stop.
@@ -123,7 +223,7 @@ async function deployStages(o: TrainJobOptions, folder: ModelFolder, planned: Pl
         if (packed.fallbacks.length) emit({ type: 'phase', runId, phase: 'deploy', detail: `${st.serial}: ${packed.fallbacks.length} matrices kept as f16 (${packed.fallbacks[0]!.reason})`, timeMs: Date.now() });
         if (siblings.signal.aborted) throw new Error(`deployment to ${st.serial} was cancelled`);
         const agent = await o.deployer.deploy(st.serial, stageFile, {
-          memoryBudgetBytes: o.devices[s].budgetBytes,
+          memoryBudgetBytes: devices.find((d) => d.serial === st.serial)!.budgetBytes,
           signal: siblings.signal,
           onProgress: (p) => {
             if (p.phase === 'skipped') {
@@ -138,7 +238,7 @@ async function deployStages(o: TrainJobOptions, folder: ModelFolder, planned: Pl
         if (loaded.layerStart !== st.layerStart || loaded.layerEnd !== st.layerEnd) {
           throw new Error(`${st.serial} loaded layers [${loaded.layerStart}, ${loaded.layerEnd}) but the plan says [${st.layerStart}, ${st.layerEnd})`);
         }
-        await agent.client.setLora(initialLora(folder.config, st.layerStart, st.layerEnd, o.loraRank, o.loraModules, o.seed));
+        await agent.client.setLora(lora(st));
       } catch (e) {
         siblings.abort();
         throw e;
@@ -165,7 +265,35 @@ async function explainFailure(e: unknown, agents: DeployedAgent[]): Promise<stri
   return error;
 }
 
-export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
+/** The settings a checkpoint records (RESUMABLE_SETTINGS), with their defaults filled in. */
+function resumableSettings(o: TrainJobOptions): Record<string, unknown> {
+  return Object.fromEntries(RESUMABLE_SETTINGS.map((k) => [k, o[k]]));
+}
+
+/** Takes one step's samples in epoch order, reshuffling (epochOrder) at each epoch's end; advances `at` in place. */
+function takeSamples(train: TrainingSample[], at: DataCursor, count: number, seed: number): TrainingSample[] {
+  let order = at.epoch > 0 ? epochOrder(train.length, seed, at.epoch - 1) : [];
+  const picked: TrainingSample[] = [];
+  while (picked.length < count) {
+    if (at.cursor >= order.length) ((order = epochOrder(train.length, seed, at.epoch++)), (at.cursor = 0));
+    picked.push(train[order[at.cursor++]]);
+  }
+  return picked;
+}
+
+export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobResult> {
+  // A resume takes the numbers-shaping settings from the checkpoint, so it continues the run it was.
+  const resumeCk = options.resumeFrom ? await readLatestCheckpoint(options.resumeFrom) : null;
+  if (options.resumeFrom && !resumeCk) throw new Error(`${options.resumeFrom} has no checkpoint to resume from (no checkpoints/latest)`);
+  const o: TrainJobOptions = resumeCk ? { ...options, ...(resumeCk.state.settings as Partial<TrainJobOptions>) } : options;
+  const checkpointEvery = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  const relay: RelayDtype = o.relay ?? 'f16';
+  const maxRecoveries = o.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
+  const mode: TrainingMode = o.mode ?? 'backprop';
+  const trainStep: TrainStepFn = TRAINING_MODES[mode];
+  if (!trainStep) throw new Error(`unknown training mode "${mode}" (known: ${Object.keys(TRAINING_MODES).join(', ')})`);
+  if (!(Number.isInteger(checkpointEvery) && checkpointEvery >= 1)) throw new Error(`checkpointEvery must be a whole number >= 1, got ${checkpointEvery}`);
+
   const folder = await openModel(o.modelDir);
   const tok: TextTokenizer = await loadModelTokenizer(folder);
   const data = await loadTrainingData(o.datasetPath, tok, { seqLen: o.seqLen, validationFraction: o.validationFraction, seed: o.seed, modelDir: o.modelDir, dataset: o.dataset });
@@ -173,24 +301,35 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
   if (data.train.length < stepSamples) {
     throw new Error(`${o.datasetPath} gives ${data.train.length} training sequences of ${o.seqLen} tokens; one step needs ${stepSamples}`);
   }
-  const planned = partitionLayers(folder.config, o.devices, { loraRank: o.loraRank, microBatchSize: o.microBatchSize, seqLen: o.seqLen, weightFormat: o.weightFormat });
-  const plan: TrainPlan = { stages: planned, microBatches: o.microBatches, microBatchSize: o.microBatchSize, seqLen: o.seqLen };
+  const shape = { loraRank: o.loraRank, microBatchSize: o.microBatchSize, seqLen: o.seqLen, weightFormat: o.weightFormat };
+  const planFor = (planned: PlannedStage[]): TrainPlan => ({ stages: planned, microBatches: o.microBatches, microBatchSize: o.microBatchSize, seqLen: o.seqLen });
+  let devices = o.devices;
+  let planned = partitionLayers(folder.config, devices, shape);
+  let plan = planFor(planned);
 
-  const run = await RunFolder.create(o.runsDir);
+  const run = resumeCk ? await RunFolder.open(options.resumeFrom!) : await RunFolder.create(o.runsDir);
   const emit = (e: TrainEvent) => {
     o.onEvent?.(e);
     void run.appendEvent(e);
   };
+  const previous = resumeCk ? await run.readRunJson() : {};
+  const interruptions: Interruption[] = (previous.interruptions as Interruption[] | undefined) ?? [];
   const summary: Record<string, unknown> = {
+    ...previous,
     runId: run.runId,
     status: 'running',
     model: { dir: o.modelDir, type: folder.config.modelType, layers: folder.config.numLayers, hiddenSize: folder.config.hiddenSize },
     dataset: { path: o.datasetPath, trainSequences: data.train.length, validationSequences: data.validation.length },
     transport: o.deployer.description,
     plan,
-    settings: { ...o, devices: undefined, deployer: undefined, onEvent: undefined, signal: undefined },
-    losses: [] as number[],
+    settings: { ...o, checkpointEvery, relay, maxRecoveries, mode, devices: undefined, deployer: undefined, onEvent: undefined, signal: undefined },
+    losses: resumeCk ? [...resumeCk.state.losses] : ([] as number[]),
+    interruptions,
   };
+  if (resumeCk) {
+    summary.resumes = [...((previous.resumes as unknown[] | undefined) ?? []), { fromStep: resumeCk.state.step, checkpoint: resumeCk.dir, timeMs: Date.now() }];
+    delete summary.error;
+  }
   await run.writeRunJson(summary);
   emit({ type: 'run-started', runId: run.runId, runDir: run.dir, plan, timeMs: Date.now() });
 
@@ -201,63 +340,149 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     for (const a of agents) a.client.terminate('aborted', `training was stopped (agent on ${a.serial} ended)`);
   };
   o.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
+  const stopAgents = async () => {
+    const gone = agents.splice(0);
+    await Promise.all(gone.map((a) => a.stop().catch(() => undefined)));
+  };
+  /** Plans on `devices`, deploys, and sets each stage's LoRA from `ck` (or the initial adapter); returns the stages. */
+  const startPipeline = async (ck: Checkpoint | null): Promise<StageHandle[]> => {
+    planned = partitionLayers(folder.config, devices, shape);
+    plan = planFor(planned);
+    summary.plan = plan;
+    const lora = (st: PlannedStage) => ck
+      ? tensorsForLayers(ck.tensors, st.layerStart, st.layerEnd)
+      : initialLora(folder.config, st.layerStart, st.layerEnd, o.loraRank, o.loraModules, o.seed);
     phase('deploy', `packing (${o.weightFormat} base weights) and pushing ${planned.length} stages via ${o.deployer.description}`);
-    await deployStages(o, folder, planned, emit, run.runId, agents);
+    await deployStages(o, folder, planned, devices, lora, emit, run.runId, agents);
     const bySerial = new Map(agents.map((a) => [a.serial, a]));
-    const stages: StageHandle[] = planned.map((st) => ({ serial: st.serial, client: bySerial.get(st.serial)!.client }));
+    return planned.map((st) => ({ serial: st.serial, client: bySerial.get(st.serial)!.client }));
+  };
+
+  // Where training stands; a checkpoint is a copy of this plus the adapters.
+  const loop = {
+    step: resumeCk?.state.step ?? 0,
+    data: resumeCk ? { ...resumeCk.state.data } : { epoch: 0, cursor: 0 },
+    losses: resumeCk ? [...resumeCk.state.losses] : ([] as number[]),
+  };
+  const schedule = { peakLr: o.peakLr, warmupSteps: o.warmupSteps, totalSteps: o.steps, minLrRatio: MIN_LR_RATIO };
+  let lastCheckpoint: Checkpoint | null = resumeCk;
+  const explained = new Set<unknown>(); // errors whose message already carries the agents' diagnosis
+  let stages: StageHandle[] = [];
+
+  const saveCheckpoint = async () => {
+    const tensors: NamedTensor[] = [];
+    for (const st of stages) tensors.push(...(await st.client.getLora({ includeMoments: true })));
+    const state: CheckpointState = {
+      version: CHECKPOINT_VERSION, step: loop.step, totalSteps: o.steps, data: { ...loop.data }, rng: { seed: o.seed },
+      lrSchedule: { ...schedule, nextStep: loop.step + 1 }, plan, losses: [...loop.losses],
+      settings: resumableSettings({ ...o, checkpointEvery, relay, mode }), timeMs: Date.now(),
+    };
+    const dir = await writeCheckpoint(run.dir, state, tensors);
+    lastCheckpoint = { dir, state, tensors };
+    const bytes = tensors.reduce((n, t) => n + t.tensor.data.byteLength, 0);
+    summary.checkpoint = { step: loop.step, dir };
+    await run.writeRunJson(summary);
+    emit({ type: 'checkpoint', runId: run.runId, step: loop.step, dir, bytes, timeMs: Date.now() });
+  };
+
+  try {
+    stages = await startPipeline(resumeCk);
+    if (resumeCk) emit({ type: 'resumed', runId: run.runId, fromStep: resumeCk.state.step, plan, attempt: 0, timeMs: Date.now() });
 
     const evalSet = data.validation.slice(0, o.evalSequences);
-    await run.writeEvalSet(evalSet.map((x) => ({ tokens: [...x.tokens], targets: [...x.targets], mask: [...x.mask] })));
+    if (!resumeCk) await run.writeEvalSet(evalSet.map((x) => ({ tokens: [...x.tokens], targets: [...x.targets], mask: [...x.mask] })));
     const evalMicros = chunk(evalSet, o.microBatchSize).map(collateBatch);
     const genOpts = { maxNewTokens: o.sampleTokens, temperature: 0, seed: o.seed, stopIds: folder.config.eosTokenIds, maxPositions: o.seqLen * 8 };
 
-    phase('evaluate', 'held-out loss and samples before training');
-    const evalLossBefore = await evaluate(stages, evalMicros);
-    emit({ type: 'eval', runId: run.runId, when: 'before', loss: evalLossBefore, timeMs: Date.now() });
-    const samplesBefore: string[] = [];
-    for (const p of o.samplePrompts) samplesBefore.push(await generateText(stages, tok, p, genOpts));
+    // Before-training numbers describe the base adapter: a resume keeps the first run's.
+    let evalLossBefore = previous.evalLossBefore as number | undefined;
+    let samplesBefore = (previous.samplesBefore as string[] | undefined) ?? [];
+    if (evalLossBefore === undefined) {
+      phase('evaluate', 'held-out loss and samples before training');
+      evalLossBefore = await evaluate(stages, evalMicros);
+      emit({ type: 'eval', runId: run.runId, when: 'before', loss: evalLossBefore, timeMs: Date.now() });
+      samplesBefore = [];
+      for (const p of o.samplePrompts) samplesBefore.push(await generateText(stages, tok, p, genOpts));
+      Object.assign(summary, { evalLossBefore, samplesBefore });
+    }
 
-    phase('train', `${o.steps} steps, ${o.microBatches} micro-batches of ${o.microBatchSize}x${o.seqLen} tokens, 1F1B`);
-    const losses: number[] = [];
-    const peakRss = new Map<string, number>();
-    const busyUsBefore = new Map<string, number>();
-    for (const a of agents) busyUsBefore.set(a.serial, (await a.client.stats()).busyUs); // exclude evaluation time
-    let order: number[] = [];
-    let cursor = 0;
-    let epoch = 0;
+    phase('train', `${o.steps} steps from step ${loop.step + 1}, ${o.microBatches} micro-batches of ${o.microBatchSize}x${o.seqLen} tokens, ${mode}, ` +
+      `relay ${relay}, checkpoint every ${checkpointEvery}`);
+    const meter = new DeviceMeter();
     let trainMs = 0;
     let trainTokens = 0;
-    for (let step = 1; step <= o.steps; step++) {
-      if (o.signal?.aborted) throw new Error('training was stopped');
-      const picked: TrainingSample[] = [];
-      while (picked.length < stepSamples) {
-        if (cursor >= order.length) ((order = epochOrder(data.train.length, o.seed, epoch++)), (cursor = 0));
-        picked.push(data.train[order[cursor++]]);
+    let stepsTimed = 0;
+    let relayBytesTotal = 0;
+    const adamw: AdamWSettings = { ...ADAMW_BETAS, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm };
+
+    const trainUntilDone = async () => {
+      await meter.baseline(agents); // exclude evaluation and deployment time
+      while (loop.step < o.steps) {
+        if (o.signal?.aborted) throw new Error('training was stopped');
+        const step = loop.step + 1;
+        const cursor = { ...loop.data };
+        const micros = chunk(takeSamples(data.train, cursor, stepSamples, o.seed), o.microBatchSize).map(collateBatch);
+        const weight = micros.reduce((sum, mb) => sum + mb.maskSum, 0);
+        const lr = learningRate(schedule, step);
+        const t0 = performance.now();
+        const out = await trainStep(stages, micros, { step, lr, weight, adamw, relay, seed: o.seed, zo: { queries: o.zoQueries ?? DEFAULT_TRAIN_SETTINGS.zoQueries, eps: o.zoEps ?? DEFAULT_TRAIN_SETTINGS.zoEps } });
+        const stepMs = performance.now() - t0;
+        // Only a completed step moves the cursor: a step lost to a failure is replayed from the checkpoint.
+        loop.step = step;
+        loop.data = cursor;
+        loop.losses.push(out.loss);
+        trainMs += stepMs;
+        trainTokens += weight;
+        stepsTimed++;
+        relayBytesTotal += out.relayBytes;
+        summary.losses = loop.losses;
+        emit({ type: 'step', runId: run.runId, step, totalSteps: o.steps, loss: out.loss, lr, tokPerSec: weight / (stepMs / 1000), stepMs,
+          etaMs: etaMs(trainMs, stepsTimed, o.steps - step) ?? undefined, timeMs: Date.now() });
+        for (const ev of await meter.step(agents, run.runId, step, stepMs)) emit(ev);
+        emit({ type: 'timeline', runId: run.runId, step, gradNorm: out.gradNorm, relayBytes: out.relayBytes, relayDtype: relay, spans: out.spans, timeMs: Date.now() });
+        if (step % checkpointEvery === 0 || step === o.steps) await saveCheckpoint();
       }
-      const micros = chunk(picked, o.microBatchSize).map(collateBatch);
-      const weight = micros.reduce((sum, mb) => sum + mb.maskSum, 0);
-      const t0 = performance.now();
-      const pass = await runPass(stages, micros, { train: true, lossScale: 1 / weight });
-      const lr = learningRate({ peakLr: o.peakLr, warmupSteps: o.warmupSteps, totalSteps: o.steps, minLrRatio: 0.1 }, step);
-      const { gradNorm } = await optimizerStep(stages, step, lr, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm });
-      const stepMs = performance.now() - t0;
-      trainMs += stepMs;
-      trainTokens += weight;
-      const loss = pass.lossSum / pass.weightSum;
-      losses.push(loss);
-      const tokPerSec = weight / (stepMs / 1000);
-      emit({ type: 'step', runId: run.runId, step, totalSteps: o.steps, loss, lr, tokPerSec, timeMs: Date.now() });
-      for (const a of agents) {
-        const st = await a.client.stats();
-        peakRss.set(a.serial, Math.max(peakRss.get(a.serial) ?? 0, st.peakRssBytes));
-        const busyMs = (st.busyUs - (busyUsBefore.get(a.serial) ?? 0)) / 1000;
-        busyUsBefore.set(a.serial, st.busyUs);
-        emit({ type: 'device-step', runId: run.runId, step, serial: a.serial, busyMs, rssBytes: st.rssBytes, peakRssBytes: st.peakRssBytes, bytesIn: st.bytesIn, bytesOut: st.bytesOut, timeMs: Date.now() });
+    };
+
+    // Phone loss: pause, re-plan on the phones left, redeploy, restore the last checkpoint, go on; up to maxRecoveries.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await trainUntilDone();
+        break;
+      } catch (e) {
+        if (o.signal?.aborted) throw e;
+        const lost = lostSerials(agents);
+        const error = await explainFailure(e, agents);
+        const note = lastCheckpoint
+          ? `the last checkpoint (step ${lastCheckpoint.state.step}) is kept in ${lastCheckpoint.dir}; continue with: confidant train --resume ${run.dir}`
+          : 'no checkpoint was written yet';
+        const decision = decideRecovery(devices, lost, attempt, maxRecoveries, note);
+        const record: Interruption = { atStep: loop.step + 1, lostSerials: lost, error, attempt, resumedFromStep: null, plan: null, timeMs: Date.now() };
+        if (lost.length) interruptions.push(record);
+        emit({ type: 'paused', runId: run.runId, step: loop.step + 1, lostSerials: lost, reason: error, attempt, giveUp: decision.kind === 'give-up', timeMs: Date.now() });
+        if (decision.kind === 'give-up') {
+          const final = e instanceof Error ? e : new Error(error);
+          final.message = lost.length ? `${error}\n${decision.reason}` : error;
+          explained.add(final);
+          throw final;
+        }
+        phase('recover', `lost ${lost.join(', ')}; re-planning on ${decision.devices.map((d) => d.serial).join(', ')} and restoring ` +
+          (lastCheckpoint ? `the checkpoint of step ${lastCheckpoint.state.step}` : 'the initial adapter'));
+        await stopAgents();
+        devices = decision.devices;
+        const ck: Checkpoint | null = lastCheckpoint;
+        loop.step = ck?.state.step ?? 0;
+        loop.data = ck ? { ...ck.state.data } : { epoch: 0, cursor: 0 };
+        loop.losses = ck ? [...ck.state.losses] : [];
+        summary.losses = loop.losses;
+        stages = await startPipeline(ck);
+        meter.reset();
+        Object.assign(record, { resumedFromStep: loop.step, plan });
+        await run.writeRunJson(summary);
+        emit({ type: 'resumed', runId: run.runId, fromStep: loop.step, plan, attempt, timeMs: Date.now() });
       }
-      emit({ type: 'timeline', runId: run.runId, step, gradNorm, relayBytes: pass.relayBytes, spans: pass.spans, timeMs: Date.now() });
-      summary.losses = losses;
     }
+    const losses = loop.losses;
 
     phase('evaluate', 'held-out loss and samples after training');
     const evalLossAfter = await evaluate(stages, evalMicros);
@@ -279,6 +504,7 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       status: 'finished',
       steps: o.steps,
       tokPerSec,
+      relayBytesPerStep: stepsTimed ? relayBytesTotal / stepsTimed : 0,
       evalLossBefore,
       evalLossAfter,
       heldOutLossOrt,
@@ -286,13 +512,16 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
       samplesBefore,
       samplesAfter,
       adapter: 'adapter',
-      devices: planned.map((st) => ({ serial: st.serial, layerStart: st.layerStart, layerEnd: st.layerEnd, predictedBytes: st.predictedBytes, peakRssBytes: peakRss.get(st.serial) ?? null })),
+      devices: planned.map((st) => ({ serial: st.serial, layerStart: st.layerStart, layerEnd: st.layerEnd, predictedBytes: st.predictedBytes, peakRssBytes: meter.peakRssBytes.get(st.serial) ?? null })),
     });
     await run.writeRunJson(summary);
     emit({ type: 'run-finished', runId: run.runId, runDir: run.dir, ok: true, timeMs: Date.now() });
-    return { runId: run.runId, runDir: run.dir, adapterDir: run.adapterDir, losses, evalLossBefore, evalLossAfter, heldOutLossOrt, samplesBefore, samplesAfter, tokPerSec, plan };
+    return {
+      runId: run.runId, runDir: run.dir, adapterDir: run.adapterDir, losses, evalLossBefore, evalLossAfter, heldOutLossOrt, samplesBefore, samplesAfter, tokPerSec, plan,
+      checkpointDir: lastCheckpoint!.dir, interruptions,
+    };
   } catch (e) {
-    const error = o.signal?.aborted ? 'training was stopped' : await explainFailure(e, agents);
+    const error = o.signal?.aborted ? 'training was stopped' : explained.has(e) ? (e as Error).message : await explainFailure(e, agents);
     if (e instanceof Error && error !== e.message) e.message = error;
     Object.assign(summary, { status: 'failed', error });
     await run.writeRunJson(summary);
@@ -300,6 +529,6 @@ export async function runTrainJob(o: TrainJobOptions): Promise<TrainJobResult> {
     throw e;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
-    await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
+    await stopAgents();
   }
 }

@@ -2,9 +2,9 @@
 // and the host relays each micro-batch's activations forward and gradients backward between neighbouring stages.
 // Not the planner and not deployment: it is handed connected agents that already hold their stage.
 import type { AgentClient } from '../protocol/agent-client.js';
-import { FORWARD_FLAG_KEEP_ACTIVATIONS, FORWARD_FLAG_RETURN_LOGITS, FORWARD_OUTPUT_LOSS, type Tensor } from '../protocol/messages.js';
+import { FORWARD_FLAG_KEEP_ACTIVATIONS, FORWARD_FLAG_RELAY_F16, FORWARD_FLAG_RETURN_LOGITS, FORWARD_OUTPUT_LOSS, type Tensor } from '../protocol/messages.js';
 import type { Batch } from '../data/samples.js';
-import type { PipelineSpan } from '../api/types.js';
+import type { PipelineSpan, RelayDtype } from '../api/types.js';
 import { forwardOnly, oneFOneB, type PipeOp } from './schedule.js';
 
 /** A micro-batch as FORWARD carries it: (B, T) token ids, next-token targets and loss weights. */
@@ -21,7 +21,7 @@ export type OpSpan = PipelineSpan;
 export interface PassResult {
   lossSum: number;
   weightSum: number;
-  /** Activation and gradient bytes relayed through the host. */
+  /** Activation and gradient bytes relayed through the host, each tensor counted once (it is read and written once). */
   relayBytes: number;
   spans: OpSpan[];
   /** Last-stage logits per micro-batch, when asked for. */
@@ -51,11 +51,15 @@ function tokensTensor(mb: MicroBatch): Tensor {
 /**
  * Runs `micros` through the stages. With `train`, runs 1F1B and the backward passes (LoRA gradients accumulate
  * on the agents; the caller steps the optimiser); `lossScale` must then be 1 / (total mask weight of the step).
+ * `relay` f16 (FORWARD flags bit 2) has the agents answer hidden states and input gradients as f16, which the
+ * next stage takes as they are: half the bytes each way, no conversion on the host. Relay overlaps with compute as
+ * far as 1F1B allows: each stage runs its own op list concurrently and a tensor is handed on the moment it arrives,
+ * so stage s computes its next op while stage s±1 receives this one.
  */
 export async function runPass(
   stages: StageHandle[],
   micros: MicroBatch[],
-  opts: { train: boolean; lossScale?: number; wantLogits?: boolean; nowMs?: () => number },
+  opts: { train: boolean; lossScale?: number; wantLogits?: boolean; nowMs?: () => number; relay?: RelayDtype },
 ): Promise<PassResult> {
   const S = stages.length;
   const m = micros.length;
@@ -78,7 +82,9 @@ export async function runPass(
       const startMs = now();
       if (op.kind === 'F') {
         const input = await fwdIn[s][i].promise;
-        const flags = (opts.train ? FORWARD_FLAG_KEEP_ACTIVATIONS : 0) | (last && opts.wantLogits ? FORWARD_FLAG_RETURN_LOGITS : 0);
+        const flags = (opts.train ? FORWARD_FLAG_KEEP_ACTIVATIONS : 0) | (last && opts.wantLogits ? FORWARD_FLAG_RETURN_LOGITS : 0) |
+          // On every stage: the last one has no hidden reply, but its BACKWARD's input gradient is relayed too.
+          (opts.relay === 'f16' ? FORWARD_FLAG_RELAY_F16 : 0);
         const mb = micros[i];
         const reply = await client.forward({
           microId: i,
@@ -138,4 +144,27 @@ export async function optimizerStep(stages: StageHandle[], step: number, lr: num
     stages.map((s) => s.client.optimStep({ step, lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay, gradScale })),
   );
   return { gradNorm };
+}
+
+/** What one training step of any mode reports back to the job. */
+export interface StepOutcome {
+  /** Mean loss of the step's trained tokens. */
+  loss: number;
+  gradNorm: number;
+  relayBytes: number;
+  spans: OpSpan[];
+}
+
+/**
+ * One backprop step: 1F1B forward/backward of every micro-batch (gradients of the step's mean loss), then the
+ * globally clipped AdamW step on every stage. `weight` is the step's total mask weight.
+ */
+export async function backpropStep(
+  stages: StageHandle[],
+  micros: MicroBatch[],
+  o: { step: number; lr: number; weight: number; adamw: AdamWSettings; relay: RelayDtype },
+): Promise<StepOutcome> {
+  const pass = await runPass(stages, micros, { train: true, lossScale: 1 / o.weight, relay: o.relay });
+  const { gradNorm } = await optimizerStep(stages, o.step, o.lr, o.adamw);
+  return { loss: pass.lossSum / pass.weightSum, gradNorm, relayBytes: pass.relayBytes, spans: pass.spans };
 }

@@ -1,7 +1,7 @@
 // One training run's folder, runs/<id>/: run.json (summary, rewritten atomically), events.jsonl (append-only, one
 // event per line), eval-set.jsonl (the exact held-out samples evaluated) and the exported adapter.
-import { mkdir, appendFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, appendFile, readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { atomicWriteFile } from '../util/atomic-file.js';
 import type { TrainEvent } from '../api/types.js';
@@ -21,6 +21,19 @@ export class RunFolder {
     const dir = join(runsDir, runId);
     await mkdir(dir, { recursive: true });
     return new RunFolder(runId, dir);
+  }
+
+  /** An existing run folder (resume): its events and run.json are continued, not replaced. */
+  static async open(dir: string): Promise<RunFolder> {
+    const abs = resolve(dir);
+    await readFile(join(abs, 'run.json'), 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`${abs} is not a run folder (no readable run.json: ${e.code ?? e.message})`);
+    });
+    return new RunFolder(basename(abs), abs);
+  }
+
+  async readRunJson(): Promise<Record<string, unknown>> {
+    return JSON.parse(await readFile(join(this.dir, 'run.json'), 'utf8')) as Record<string, unknown>;
   }
 
   async appendEvent(e: TrainEvent): Promise<void> {
