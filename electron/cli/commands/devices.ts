@@ -10,6 +10,8 @@ import type { Adb } from '../../core/adb/client.js';
 import { probeAgentCapabilities } from '../../core/deploy/agent-probe.js';
 import { removeConfidantFiles } from '../../core/deploy/phone-cleanup.js';
 import { bundledPaths } from '../../core/paths.js';
+import { chooseTrainingDevices } from '../../core/train/training-devices.js';
+import type { PlanDevice } from '../../core/plan/partition.js';
 
 /** The local server (port --adb-port, default 5037) and every --adb host:port, as the CLI options give them. */
 export function adbServersFromOptions(values: { 'adb-port'?: string; adb?: string[] }): AdbEndpoint[] {
@@ -24,6 +26,21 @@ export function adbServersFromOptions(values: { 'adb-port'?: string; adb?: strin
     }
   });
   return adbServerList(local, others);
+}
+
+/**
+ * The phones a command should use: the ready ones on the local server and every --adb server (or those named by
+ * --devices), with their memory budgets; a server that is down is reported on stderr, no ready phone is an error.
+ */
+export async function phonesFromOptions(values: { 'adb-port'?: string; adb?: string[]; devices?: string }): Promise<{ adbs: Adb[]; devices: PlanDevice[] }> {
+  const servers = adbServersFromOptions(values);
+  // The local server is connected first: a clear error when it is down.
+  const adbs = [await connectAdb(servers[0]), ...servers.slice(1).map((ep) => createAdb(ep))];
+  const { devices: all, servers: statuses } = await listDevicesOnServers(adbs);
+  for (const st of statuses) if (st.state !== 'ready') console.error(`adb server ${st.server}: ${st.message}`);
+  const devices = chooseTrainingDevices(all, values.devices?.split(',').filter(Boolean), serverKey(servers[0]!));
+  if (devices.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
+  return { adbs, devices };
 }
 
 const ghz = (khz: number) => `${(khz / 1e6).toFixed(2)} GHz`;

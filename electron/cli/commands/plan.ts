@@ -5,11 +5,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { bundledPaths } from '../../core/paths.js';
 import { openModel } from '../../core/model/model-folder.js';
-import { connectAdb, createAdb } from '../../core/adb/client.js';
-import { listDevicesOnServers } from '../../core/adb/devices.js';
-import { serverKey } from '../../core/adb/servers.js';
-import { chooseTrainingDevices } from '../../core/train/training-devices.js';
-import { adbServersFromOptions } from './devices.js';
+import { phonesFromOptions } from './devices.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
 import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
@@ -51,12 +47,7 @@ export async function planCommand(argv: string[]): Promise<void> {
   const modelDir = resolve(values.model ?? bundledPaths().modelDir);
   const { config } = await openModel(modelDir);
 
-  const servers = adbServersFromOptions(values);
-  const adbs = [await connectAdb(servers[0]), ...servers.slice(1).map((ep) => createAdb(ep))];
-  const { devices: all, servers: statuses } = await listDevicesOnServers(adbs);
-  for (const st of statuses) if (st.state !== 'ready') console.error(`adb server ${st.server}: ${st.message}`);
-  const devices = chooseTrainingDevices(all, values.devices?.split(',').filter(Boolean), serverKey(servers[0]!));
-  if (devices.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
+  const { devices } = await phonesFromOptions(values);
 
   const rows = settings.microBatchSize * settings.seqLen * (mode === 'zo' ? 2 * settings.zoQueries : 1);
   const profiles = devices.map((x) => defaultDeviceProfile(config, x.serial, x.budgetBytes, rows, settings.seqLen));

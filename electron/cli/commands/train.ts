@@ -3,12 +3,8 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { bundledPaths } from '../../core/paths.js';
 import { openModel } from '../../core/model/model-folder.js';
-import { connectAdb, createAdb } from '../../core/adb/client.js';
-import { listDevicesOnServers } from '../../core/adb/devices.js';
-import { serverKey } from '../../core/adb/servers.js';
 import { deployerForServers } from '../../core/deploy/multi-server-deployer.js';
-import { chooseTrainingDevices } from '../../core/train/training-devices.js';
-import { adbServersFromOptions } from './devices.js';
+import { phonesFromOptions } from './devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob, TRAINING_MODES, type TrainingMode } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
 import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
@@ -74,13 +70,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const read = await readDataset(datasetPath, dataset);
   checkBadRows(read, dataset.skipBadRows ?? false);
   if (read.badRows.length) console.error(`skipping ${read.badRows.length} bad rows of ${datasetPath}:\n${formatBadRows(read.badRows)}`);
-  // The local adb server (checked: a clear error when it is down) and any --adb host:port servers.
-  const servers = adbServersFromOptions(values);
-  const adbs = [await connectAdb(servers[0]), ...servers.slice(1).map((ep) => createAdb(ep))];
-  const { devices: all, servers: statuses } = await listDevicesOnServers(adbs);
-  for (const st of statuses) if (st.state !== 'ready') console.error(`adb server ${st.server}: ${st.message}`);
-  const devices = chooseTrainingDevices(all, values.devices?.split(',').filter(Boolean), serverKey(servers[0]!));
-  if (devices.length === 0) throw new Error('no ready phone: plug one in with USB debugging on, or run: confidant virtual start --count 2');
+  const { adbs, devices } = await phonesFromOptions(values);
   const json = values.json ?? false;
   const result = await runTrainJob({
     ...d,
