@@ -17,6 +17,7 @@ async function train(dir: string, relay: RelayDtype) {
   const events: TrainEvent[] = [];
   const result = await runTrainJob({
     ...DEFAULT_TRAIN_SETTINGS,
+    replan: false, // the f16 and f32 runs must cut the model at the same place to be compared
     steps: 10,
     evalSequences: 8,
     samplePrompts: [],

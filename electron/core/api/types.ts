@@ -88,7 +88,8 @@ export type RelayDtype = 'f16' | 'f32';
 /** Events streamed while a run trains; also written one per line to runs/<id>/events.jsonl. */
 export type TrainEvent =
   | { type: 'run-started'; runId: string; runDir: string; plan: TrainPlan; timeMs: number }
-  | { type: 'phase'; runId: string; phase: string; detail: string; timeMs: number }
+  /** What the run is doing, in words; the 'planning' and 'measured' phases also carry their numbers (run.json's records). */
+  | { type: 'phase'; runId: string; phase: string; detail: string; timeMs: number; data?: unknown }
   /**
    * A file going to a phone. bytesPerSec and etaMs (null while unknown) over the last few seconds; phase says what
    * the deployer is doing (e.g. pushing, verifying, skipped: already on the phone); attempt counts retries from 1;

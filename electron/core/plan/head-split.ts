@@ -29,6 +29,18 @@ export interface HeadSplitOptions {
    * estimated as 1% of the primary's layer forward (RMSNorm measured 0.4% of a TinyLlama layer, docs/engine.md).
    */
   mergeMs?: number;
+  /**
+   * KV groups move in multiples of this (default 1): with 4-bit grouped base weights o_proj's column slice must be a
+   * multiple of 32 (stage_model.cpp set_split), so g x heads-per-group x head_dim must be (kvGroupStepFor).
+   */
+  kvGroupStep?: number;
+}
+
+/** The smallest KV-group count whose o_proj column slice is a multiple of `columnMultiple` (32 for q4_0 / fp4). */
+export function kvGroupStepFor(shape: { numHeads: number; numKvHeads: number; headDim: number }, columnMultiple: number): number {
+  const colsPerGroup = (shape.numHeads / shape.numKvHeads) * shape.headDim;
+  for (let g = 1; g <= shape.numKvHeads; g++) if ((g * colsPerGroup) % columnMultiple === 0) return g;
+  return shape.numKvHeads + 1; // no slice works: attention stays on the primary
 }
 
 /** Per-unit and whole-layer times of one backend, fwd (+ bwd when training), averaged over the stage's layers. */
@@ -45,9 +57,9 @@ function backendTimes(p: ProfileResult, name: string, train: boolean) {
 }
 
 /** The best k in [0, units] for one part: units split between the primary (rate a) and the secondary (rate b). */
-function bestShare(units: number, primaryPerUnit: number, secondaryPerUnit: number, mergeMs: number): { k: number; ms: number } {
+function bestShare(units: number, primaryPerUnit: number, secondaryPerUnit: number, mergeMs: number, step = 1): { k: number; ms: number } {
   let best = { k: 0, ms: units * primaryPerUnit };
-  for (let k = 1; k <= units; k++) {
+  for (let k = step; k <= units; k += step) {
     const ms = Math.max((units - k) * primaryPerUnit, k * secondaryPerUnit) + mergeMs;
     if (ms < best.ms) best = { k, ms };
   }
@@ -68,7 +80,7 @@ export function chooseHeadSplit(shape: HeadSplitShape, p: ProfileResult, opts: H
   const mlpMs = mlpBlocks * cpu.per32ColsMs;
   const restMs = Math.max(0, cpu.layerMs - attnMs - mlpMs);
   const mergeMs = (opts.mergeMs ?? 0.01 * backendTimes(p, primary, false).layerMs) * (train ? 2 : 1);
-  const attn = bestShare(shape.numKvHeads, cpu.perGroupMs, gpu.perGroupMs, mergeMs);
+  const attn = bestShare(shape.numKvHeads, cpu.perGroupMs, gpu.perGroupMs, mergeMs, opts.kvGroupStep ?? 1);
   const mlp = bestShare(mlpBlocks, cpu.per32ColsMs, gpu.per32ColsMs, mergeMs);
   return {
     gpuKvGroups: attn.k,

@@ -148,6 +148,19 @@ function buildPlan(c: ModelConfig, devices: DeviceProfile[], t: PlanSettings, cu
   return { stages, bottleneckMs, sim, stepMs: sim.stepMs, tokensPerSec: tokens / (sim.stepMs / 1000), orderSearch };
 }
 
+/**
+ * Predicts a given layout (devices in stage order, `cuts` = S + 1 layer boundaries) with these profiles: the same
+ * stage times, memory and simulation planPipeline reports, so a deployed plan and a proposed one compare alike.
+ */
+export function evaluateLayout(c: ModelConfig, devices: DeviceProfile[], t: PlanSettings, cuts: number[]): PipelinePlan {
+  checkCounts(c, devices.length);
+  if (cuts.length !== devices.length + 1 || cuts[0] !== 0 || cuts[devices.length] !== c.numLayers) {
+    throw new Error(`a layout of ${devices.length} stages needs ${devices.length + 1} cuts from 0 to ${c.numLayers}, got ${cuts.join(',')}`);
+  }
+  const bottleneckMs = Math.max(...devices.map((d, s) => stageTimes(c, t, d, shapeOf(devices.length, c.numLayers, s, cuts[s], cuts[s + 1]), devices.length, s).totalMs));
+  return buildPlan(c, devices, t, cuts, bottleneckMs, 'the given layout');
+}
+
 /** Plans the pipeline: best split and (for few devices) best device order; PlanError when nothing fits. */
 export function planPipeline(c: ModelConfig, devices: DeviceProfile[], t: PlanSettings, opts: { keepOrder?: boolean } = {}): PipelinePlan {
   checkCounts(c, devices.length);

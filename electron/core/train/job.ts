@@ -11,7 +11,9 @@ import { packStage } from '../model/stage-pack.js';
 import type { WeightFormat } from '../model/quantize.js';
 import { loadModelTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import type { NamedTensor } from '../protocol/messages.js';
-import { partitionLayers, type PlanDevice, type PlannedStage } from '../plan/partition.js';
+import { partitionLayers, planPipeline, type DeviceProfile, type PlanDevice, type PlannedStage } from '../plan/partition.js';
+import { measuredBubble } from '../plan/measured-bubble.js';
+import { forFreshAgents, restartAfterProfile, measureStages, measuredRecord, planningRecord, plannedStages, replan, repredict, splitEntries, type PlanningRecord, type StageMeasurement } from './profile-plan.js';
 import type { DeployedAgent, StageDeployer } from '../deploy/stage-deployer.js';
 import { exportPeft } from '../export/peft.js';
 import { loadTrainingData, type DatasetOptions } from './training-data.js';
@@ -67,6 +69,11 @@ export interface TrainJobOptions {
   relay?: RelayDtype;
   /** How many times a run re-plans after losing phones before it fails (default DEFAULT_MAX_RECOVERIES). */
   maxRecoveries?: number;
+  /**
+   * Re-plan from the PROFILE measurements and redeploy when clearly faster (default true). Off keeps the first plan
+   * (still profiled and recorded): two runs that must give the same numbers (a comparison, a test) need one layout.
+   */
+  replan?: boolean;
   /** How a step trains (the seam where more modes plug in: TRAINING_MODES). Default backprop. */
   mode?: TrainingMode;
   /** P-RGE: perturbation directions per step (q; each costs 2 forward copies) and their size (default 4, 1e-2). */
@@ -206,7 +213,7 @@ async function evaluate(stages: StageHandle[], micros: MicroBatch[]): Promise<nu
  */
 async function deployStages(
   o: TrainJobOptions, folder: ModelFolder, planned: PlannedStage[], devices: PlanDevice[], lora: (st: PlannedStage) => NamedTensor[],
-  emit: (e: TrainEvent) => void, runId: string, agents: DeployedAgent[],
+  emit: (e: TrainEvent) => void, runId: string, agents: DeployedAgent[], idleRssBytes: Map<string, number>,
 ): Promise<void> {
   await mkdir(o.cacheDir, { recursive: true });
   // One failed phone cancels the other pushes (no point finishing a GiB for a run that cannot start), and every
@@ -234,6 +241,8 @@ async function deployStages(
           },
         });
         agents.push(agent);
+        // The idle agent's footprint (binary, threads, OpenCL driver) is the memory model's base: only a measurement knows it.
+        idleRssBytes.set(st.serial, (await agent.client.stats()).rssBytes);
         const loaded = await agent.client.loadStage({ path: agent.stagePath, loraRank: o.loraRank, loraAlpha: o.loraAlpha, targetMask: targetMask(o.loraModules), flags: 0 });
         if (loaded.layerStart !== st.layerStart || loaded.layerEnd !== st.layerEnd) {
           throw new Error(`${st.serial} loaded layers [${loaded.layerStart}, ${loaded.layerEnd}) but the plan says [${st.layerStart}, ${st.layerEnd})`);
@@ -304,6 +313,14 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
   const shape = { loraRank: o.loraRank, microBatchSize: o.microBatchSize, seqLen: o.seqLen, weightFormat: o.weightFormat };
   const planFor = (planned: PlannedStage[]): TrainPlan => ({ stages: planned, microBatches: o.microBatches, microBatchSize: o.microBatchSize, seqLen: o.seqLen });
   let devices = o.devices;
+  // Measured planning (profile-plan.ts): filled after the first deploy; later (re)plans use the measured profiles.
+  const planSettings = { ...shape, microBatches: o.microBatches, mode, zoQueries: o.zoQueries ?? DEFAULT_TRAIN_SETTINGS.zoQueries, targetMask: targetMask(o.loraModules) };
+  const measuredProfiles = new Map<string, DeviceProfile>();
+  const headSplits = new Map<string, StageMeasurement['split']>();
+  const idleRssBytes = new Map<string, number>();
+  const planStages = (ds: PlanDevice[]): PlannedStage[] => ds.every((d) => measuredProfiles.has(d.serial))
+    ? plannedStages(planPipeline(folder.config, ds.map((d) => ({ ...measuredProfiles.get(d.serial)!, budgetBytes: d.budgetBytes })), planSettings))
+    : partitionLayers(folder.config, ds, shape);
   let planned = partitionLayers(folder.config, devices, shape);
   let plan = planFor(planned);
 
@@ -335,6 +352,11 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
 
   const agents: DeployedAgent[] = [];
   const phase = (p: string, detail: string) => emit({ type: 'phase', runId: run.runId, phase: p, detail, timeMs: Date.now() });
+  // A phase event that also carries its numbers (`data`, kept in events.jsonl) until the UI has a typed event for them.
+  const emitData = (p: string, detail: string, data: unknown) => {
+    const event = { type: 'phase' as const, runId: run.runId, phase: p, detail, data, timeMs: Date.now() };
+    emit(event);
+  };
   // Cancel ends every agent session at once, so a request in flight (a long FORWARD) rejects now, not when it ends.
   const onAbort = () => {
     for (const a of agents) a.client.terminate('aborted', `training was stopped (agent on ${a.serial} ended)`);
@@ -345,17 +367,74 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
     await Promise.all(gone.map((a) => a.stop().catch(() => undefined)));
   };
   /** Plans on `devices`, deploys, and sets each stage's LoRA from `ck` (or the initial adapter); returns the stages. */
-  const startPipeline = async (ck: Checkpoint | null): Promise<StageHandle[]> => {
-    planned = partitionLayers(folder.config, devices, shape);
+  const startPipeline = async (ck: Checkpoint | null, layout?: PlannedStage[]): Promise<StageHandle[]> => {
+    planned = layout ?? planStages(devices);
     plan = planFor(planned);
     summary.plan = plan;
     const lora = (st: PlannedStage) => ck
       ? tensorsForLayers(ck.tensors, st.layerStart, st.layerEnd)
       : initialLora(folder.config, st.layerStart, st.layerEnd, o.loraRank, o.loraModules, o.seed);
     phase('deploy', `packing (${o.weightFormat} base weights) and pushing ${planned.length} stages via ${o.deployer.description}`);
-    await deployStages(o, folder, planned, devices, lora, emit, run.runId, agents);
+    await deployStages(o, folder, planned, devices, lora, emit, run.runId, agents, idleRssBytes);
     const bySerial = new Map(agents.map((a) => [a.serial, a]));
+    // LOAD_STAGE resets the split: a redeployed stage gets its device's measured split again.
+    for (const st of planned) {
+      const split = headSplits.get(st.serial);
+      if (split && bySerial.get(st.serial)!.client.capabilities.opencl) await bySerial.get(st.serial)!.client.setSplit(splitEntries(split, st.layerEnd - st.layerStart));
+    }
     return planned.map((st) => ({ serial: st.serial, client: bySerial.get(st.serial)!.client }));
+  };
+
+  const layoutKey = (p: { stages: ReadonlyArray<{ serial: string; layerStart: number; layerEnd: number }> }) => p.stages.map((s) => `${s.serial}:${s.layerStart}-${s.layerEnd}`).join(' ');
+  /** PROFILE every stage, apply head splits, re-plan on the measurements and redeploy when clearly faster. */
+  const planFromMeasurements = async (ck: Checkpoint | null): Promise<PlanningRecord> => {
+    phase('profile', `timing every stage's layers on each backend (PROFILE, ${o.microBatchSize}x${o.seqLen} tokens) and each link`);
+    // A resume applies the splits the run had (on the devices it had them), so its numbers continue exactly.
+    const recorded = (previous.planning as PlanningRecord | undefined)?.headSplits ?? [];
+    const resumedSplits = ck ? new Map(recorded.map((h) => [h.serial, h.applied ? h : { ...h, gpuKvGroups: 0, gpuMlpCols: 0 }])) : undefined;
+    const budgetOf = (serial: string) => devices.find((d) => d.serial === serial)!.budgetBytes;
+    const shapeOf = () => ({ microBatchSize: o.microBatchSize, seqLen: o.seqLen, mode, zoQueries: planSettings.zoQueries, relay, weightFormat: o.weightFormat });
+    const measured = await measureStages(folder.config, planned.map((st, s) => ({ ...st, client: stages[s].client })),
+      (serial) => ({ serial, budgetBytes: budgetOf(serial), idleRssBytes: idleRssBytes.get(serial) }), shapeOf(), resumedSplits);
+    for (const m of measured) {
+      if (m.splitError) phase('profile', `${m.serial}: CPU/OpenCL split ${m.split.gpuKvGroups} KV groups / ${m.split.gpuMlpCols} MLP columns ${m.splitError}`);
+      measuredProfiles.set(m.serial, m.device); // what a recovery re-plans with
+      if (m.splitApplied) headSplits.set(m.serial, m.split);
+    }
+    let r = replan(folder.config, measured.map((m) => m.device), planSettings, planned);
+    if (r.redeploy && ck) r = { ...r, redeploy: false, reason: `${r.reason.replace(/: redeploying$/, '')}: kept, a resume continues on its checkpoint's layout` };
+    if (r.redeploy && o.replan === false) r = { ...r, redeploy: false, reason: `${r.reason.replace(/: redeploying$/, '')}: kept, re-planning is off for this run` };
+    if (r.redeploy) {
+      // One PROFILE can catch a burst of other load: a redeploy needs a second measurement proposing the same.
+      const again = await measureStages(folder.config, planned.map((st, s) => ({ ...st, client: stages[s].client })),
+        (serial) => ({ serial, budgetBytes: budgetOf(serial), idleRssBytes: idleRssBytes.get(serial) }), shapeOf(), new Map(measured.map((m) => [m.serial, m.splitApplied ? m.split : { ...m.split, gpuKvGroups: 0, gpuMlpCols: 0 }])));
+      const confirm = replan(folder.config, again.map((m) => m.device), planSettings, planned);
+      if (!(confirm.redeploy && layoutKey(confirm.proposed) === layoutKey(r.proposed))) {
+        r = { ...r, redeploy: false, reason: `${r.reason.replace(/: redeploying$/, '')}; a second PROFILE did not confirm it (${confirm.reason}): kept` };
+      }
+    }
+    phase('plan', r.reason);
+    if (r.redeploy || restartAfterProfile(measured)) {
+      const chosen = r.redeploy ? r.proposed : r.current;
+      if (!r.redeploy) {
+        const mib = measured.map((m) => `${m.serial} ${(m.device.secondaryResidentBytes / 2 ** 20).toFixed(0)} MiB`).join(', ');
+        phase('deploy', `restarting the agents on the same plan: PROFILE left OpenCL buffers resident (${mib}) that training would carry`);
+      }
+      await stopAgents();
+      stages = await startPipeline(ck, plannedStages(chosen));
+      // The new agents' memory: their own idle RSS (no PROFILE buffers); their speeds are the measured ones.
+      const fresh = new Map(measured.map((m) => [m.serial, forFreshAgents(m.device, idleRssBytes.get(m.serial))]));
+      const deployed = repredict(folder.config, chosen, fresh, planSettings);
+      planned = plannedStages(deployed);
+      plan = planFor(planned);
+      summary.plan = plan;
+      return planningRecord(measured.map((m) => ({ ...m, device: fresh.get(m.serial)! })), deployed, o.microBatches, r);
+    }
+    // Same layout and agents; its predicted bytes now use the measured idle RSS and CPU kernel.
+    planned = plannedStages(r.current);
+    plan = planFor(planned);
+    summary.plan = plan;
+    return planningRecord(measured, r.current, o.microBatches, r);
   };
 
   // Where training stands; a checkpoint is a copy of this plus the adapters.
@@ -386,7 +465,16 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
   };
 
   try {
-    stages = await startPipeline(resumeCk);
+    // A resume on the same phones deploys its checkpoint's layout: a different cut relays other tensors in f16 and
+    // would change the numbers the resume must continue exactly.
+    const ckStages = resumeCk?.state.plan.stages;
+    const sameDevices = ckStages && ckStages.length === devices.length && ckStages.every((st) => devices.some((d) => d.serial === st.serial));
+    stages = await startPipeline(resumeCk, sameDevices ? ckStages : undefined);
+    const planning = await planFromMeasurements(resumeCk);
+    summary.planning = planning;
+    await run.writeRunJson(summary);
+    emitData('planning', `predicted ${planning.predictedStepMs.toFixed(0)} ms/step, bubble ${(planning.predictedBubble * 100).toFixed(1)}% ` +
+      `(1F1B theory ${(planning.theoreticalBubble * 100).toFixed(1)}%), memory ${planning.predictedBytes.map((p) => `${p.serial} ${(p.bytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}`, planning);
     if (resumeCk) emit({ type: 'resumed', runId: run.runId, fromStep: resumeCk.state.step, plan, attempt: 0, timeMs: Date.now() });
 
     const evalSet = data.validation.slice(0, o.evalSequences);
@@ -413,6 +501,9 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
     let trainTokens = 0;
     let stepsTimed = 0;
     let relayBytesTotal = 0;
+    const stepMsList: number[] = [];
+    const bubbles: number[] = [];
+    const busyMs = new Map<string, number[]>();
     const adamw: AdamWSettings = { ...ADAMW_BETAS, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm };
 
     const trainUntilDone = async () => {
@@ -435,10 +526,15 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
         trainTokens += weight;
         stepsTimed++;
         relayBytesTotal += out.relayBytes;
+        stepMsList.push(stepMs);
+        bubbles.push(measuredBubble(out.spans).bubble);
         summary.losses = loop.losses;
         emit({ type: 'step', runId: run.runId, step, totalSteps: o.steps, loss: out.loss, lr, tokPerSec: weight / (stepMs / 1000), stepMs,
           etaMs: etaMs(trainMs, stepsTimed, o.steps - step) ?? undefined, timeMs: Date.now() });
-        for (const ev of await meter.step(agents, run.runId, step, stepMs)) emit(ev);
+        for (const ev of await meter.step(agents, run.runId, step, stepMs)) {
+          busyMs.set(ev.serial, [...(busyMs.get(ev.serial) ?? []), ev.busyMs]);
+          emit(ev);
+        }
         emit({ type: 'timeline', runId: run.runId, step, gradNorm: out.gradNorm, relayBytes: out.relayBytes, relayDtype: relay, spans: out.spans, timeMs: Date.now() });
         if (step % checkpointEvery === 0 || step === o.steps) await saveCheckpoint();
       }
@@ -483,6 +579,11 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
       }
     }
     const losses = loop.losses;
+
+    const measured = measuredRecord(stepMsList, bubbles, meter.peakRssBytes, busyMs, summary.planning as PlanningRecord | undefined);
+    summary.measured = measured;
+    emitData('measured', `median step ${measured.medianStepMs?.toFixed(0)} ms (${measured.stepMsOverPredicted?.toFixed(2)}x predicted), bubble ` +
+      `${((measured.bubble ?? 0) * 100).toFixed(1)}%, peak memory ${measured.peakRssBytes.map((p) => `${p.serial} ${(p.bytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}`, measured);
 
     phase('evaluate', 'held-out loss and samples after training');
     const evalLossAfter = await evaluate(stages, evalMicros);

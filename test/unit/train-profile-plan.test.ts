@@ -1,0 +1,103 @@
+// PROFILE reply -> the planner's DeviceProfile (train/profile-plan.ts) on the protocol fixture, the re-plan decision
+// and the measured bubble (plan/measured-bubble.ts), each against numbers worked out by hand here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseModelConfig } from '../../electron/core/model/hf-config.js';
+import { parseProfileResult } from '../../electron/core/protocol/profile.js';
+import { chooseHeadSplit, kvGroupStepFor } from '../../electron/core/plan/head-split.js';
+import { DEFAULT_LINK_BYTES_PER_SEC } from '../../electron/core/plan/default-profile.js';
+import { measuredBubble, theoreticalBubble } from '../../electron/core/plan/measured-bubble.js';
+import { openclSharesCpuCores, profileToDeviceProfile, replan, REPLAN_MIN_GAIN } from '../../electron/core/train/profile-plan.js';
+import type { DeviceProfile } from '../../electron/core/plan/partition.js';
+import { repoRoot } from '../support/local-agent.js';
+
+// TinyLlama's shape, the size the fixture's times are plausible for.
+const config = parseModelConfig({
+  architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22,
+  num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32000, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 2048,
+}, 'config.json');
+const fixture = JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/protocol/profile_reply.json'), 'utf8')) as { fields: { profile_json: string } };
+const reply = parseProfileResult(fixture.fields.profile_json, 'fixture');
+const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+
+test('PROFILE fixture -> DeviceProfile: CPU layer means, FLOP-scaled head, idle RSS, row block, default link', () => {
+  const d = profileToDeviceProfile(config, reply, { serial: 'p1', budgetBytes: 6 * 2 ** 30, idleRssBytes: 90 * 2 ** 20, backends: ['cpu(neon, dotprod x4)', 'opencl(Adreno)'] });
+  // The fixture's cpu rows: layer 4 12.5 / 30.25 ms, layer 5 12.75 / 30.0 ms.
+  close(d.layerForwardMs, 12.625, 'forward');
+  close(d.layerBackwardMs, 30.125, 'backward');
+  // [4, 256]: 1024 tokens. Layer FLOPs: q/o 2048x2048 each, k/v 2048x256 each, MLP 3 x 2048x5632, attention 2*T*q.
+  const tokens = 1024;
+  const layerFlops = 2 * tokens * (2048 * (2 * 2048 + 2 * 256) + 3 * 2048 * 5632) + 2 * tokens * 256 * 2048;
+  const headFlops = 2 * tokens * 2048 * 32000;
+  close(d.headForwardMs, (12.625 / layerFlops) * headFlops, 'head forward');
+  close(d.headBackwardMs, 2 * d.headForwardMs, 'head backward');
+  close(d.layerForwardMsPerToken, 12.625 / 1024, 'per token');
+  assert.equal(d.agentBaseBytes, 90 * 2 ** 20);
+  assert.equal(d.matmulRowBlock, 128); // NEON
+  assert.equal(d.linkBytesPerSec, DEFAULT_LINK_BYTES_PER_SEC);
+  assert.match(d.linkSource, /default/);
+});
+
+test('an applied head split scales forward and backward by its predicted layer gain; a measured link is kept', () => {
+  const split = chooseHeadSplit(config, reply);
+  assert.ok(split.gpuKvGroups > 0 && split.layerMsSplit < split.layerMsUnsplit, JSON.stringify(split));
+  const d = profileToDeviceProfile(config, reply, { serial: 'p1', budgetBytes: 2 ** 32, backends: ['cpu(avx2 x2)'], split, linkBytesPerSec: 1e8 });
+  const ratio = split.layerMsSplit / split.layerMsUnsplit;
+  close(d.layerForwardMs, 12.625 * ratio, 'split forward');
+  close(d.layerBackwardMs, 30.125 * ratio, 'split backward');
+  assert.equal(d.linkBytesPerSec, 1e8);
+  assert.equal(d.matmulRowBlock, 192);
+});
+
+test('re-plan: a 3x faster phone given half the layers is worth a redeploy; identical phones keep the plan', () => {
+  const small = parseModelConfig({ ...{ architectures: ['LlamaForCausalLM'], model_type: 'llama' }, hidden_size: 256, intermediate_size: 704, num_hidden_layers: 8,
+    num_attention_heads: 8, num_key_value_heads: 2, vocab_size: 512, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 512 }, 'c.json');
+  const dev = (serial: string, ms: number): DeviceProfile => ({ serial, budgetBytes: 2 ** 32, layerForwardMs: ms, layerBackwardMs: 2 * ms, headForwardMs: 0, headBackwardMs: 0, linkBytesPerSec: Infinity });
+  const t = { loraRank: 8, microBatchSize: 1, seqLen: 64, weightFormat: 'f32' as const, microBatches: 4 };
+  const even = [{ serial: 'slow', layerStart: 0, layerEnd: 4, hasEmbedding: true, hasHead: false, predictedBytes: 0 }, { serial: 'fast', layerStart: 4, layerEnd: 8, hasEmbedding: false, hasHead: true, predictedBytes: 0 }];
+  const r = replan(small, [dev('slow', 3), dev('fast', 1)], t, even);
+  // Deployed: bottleneck 4 layers x 9 ms = 36 ms per micro-batch. Best: 2 slow layers (18 ms) + 6 fast (18 ms).
+  close(r.current.bottleneckMs, 36, 'deployed bottleneck');
+  close(r.proposed.bottleneckMs, 18, 'proposed bottleneck');
+  assert.ok(r.redeploy && r.gain > REPLAN_MIN_GAIN, r.reason);
+  const same = replan(small, [dev('a', 1), dev('b', 1)], t, even.map((s, i) => ({ ...s, serial: i ? 'b' : 'a' })));
+  assert.equal(same.redeploy, false, same.reason);
+});
+
+test('measured bubble: waiting for an input is idle even inside a span; textbook bubble (p-1)/(m+p-1)', () => {
+  // Two stages, one micro-batch: s0 F [0,10], s1 F issued at 0 but input ready at 10, ends 20; s1 B [20,40];
+  // s0 B issued at 10, input (s1 B end) at 40, ends 60. Step 60 ms; busy s0 10 + 20 = 30, s1 10 + 20 = 30.
+  const spans = [
+    { stage: 0, serial: 'a', kind: 'F' as const, micro: 0, startMs: 0, endMs: 10 },
+    { stage: 1, serial: 'b', kind: 'F' as const, micro: 0, startMs: 0, endMs: 20 },
+    { stage: 1, serial: 'b', kind: 'B' as const, micro: 0, startMs: 20, endMs: 40 },
+    { stage: 0, serial: 'a', kind: 'B' as const, micro: 0, startMs: 10, endMs: 60 },
+  ];
+  const b = measuredBubble(spans);
+  close(b.stepMs, 60, 'step');
+  close(b.idleFraction[0], 0.5, 'idle s0');
+  close(b.idleFraction[1], 0.5, 'idle s1');
+  close(b.bubble, 0.5, 'bubble');
+  close(theoreticalBubble(2, 4), 1 / 5, 'theory');
+});
+
+test('4-bit weights: KV groups move in steps whose o_proj slice is a multiple of 32 columns', () => {
+  // 8 heads / 4 KV groups of head_dim 8: 16 o_proj columns per group, so 2 groups (32 columns) at a time.
+  assert.equal(kvGroupStepFor({ numHeads: 8, numKvHeads: 4, headDim: 8 }, 32), 2);
+  assert.equal(kvGroupStepFor({ numHeads: 32, numKvHeads: 4, headDim: 64 }, 32), 1);
+  assert.equal(kvGroupStepFor({ numHeads: 6, numKvHeads: 6, headDim: 6 }, 32), 7); // 6k never divides by 32 for k <= 6: none
+  // The fixture's times make OpenCL worth some attention groups; with step 3 only 0 or 3 are allowed.
+  const free = chooseHeadSplit(config, reply);
+  const stepped = chooseHeadSplit(config, reply, { kvGroupStep: 3 });
+  assert.ok(free.gpuKvGroups > 0);
+  assert.ok(stepped.gpuKvGroups % 3 === 0, `${stepped.gpuKvGroups}`);
+});
+
+test('PoCL CPU devices are recognised as sharing the CPU cores; phone GPUs are not', () => {
+  assert.equal(openclSharesCpuCores('pthread-skylake-avx512-Intel(R) Xeon(R) Processor (OpenCL 3.0, 2 CUs)'), true);
+  assert.equal(openclSharesCpuCores('cpu-haswell-AMD EPYC (OpenCL 3.0, 8 CUs)'), true);
+  assert.equal(openclSharesCpuCores('QUALCOMM Adreno(TM) 740 (OpenCL 3.0)'), false);
+  assert.equal(openclSharesCpuCores('Mali-G710 r0p0 (OpenCL 3.0, 10 CUs)'), false);
+});
