@@ -36,8 +36,8 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
 
   return (
     <section className="step">
-      <div className="step-head">
-        <div>
+      <div className="step-head wrap">
+        <div className="head-text">
           <h2>Train</h2>
           <p className="lead">
             LoRA fine-tuning of <span className="mono">{state.model.summary?.modelType ?? 'the model'}</span> on{' '}
