@@ -410,7 +410,7 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
         (serial) => ({ serial, budgetBytes: budgetOf(serial), idleRssBytes: idleRssBytes.get(serial) }), shapeOf(), new Map(measured.map((m) => [m.serial, m.splitApplied ? m.split : { ...m.split, gpuKvGroups: 0, gpuMlpCols: 0 }])));
       const confirm = replan(folder.config, again.map((m) => m.device), planSettings, planned);
       if (!(confirm.redeploy && layoutKey(confirm.proposed) === layoutKey(r.proposed))) {
-        r = { ...r, redeploy: false, reason: `${r.reason.replace(/: redeploying$/, '')}; a second PROFILE did not confirm it (${confirm.reason}): kept` };
+        r = { ...r, redeploy: false, reason: `${r.reason.replace(/: redeploying$/, '')}; a second PROFILE did not confirm it (${confirm.reason.replace(/: (kept|redeploying)$/, '')}): kept` };
       }
     }
     phase('plan', r.reason);
