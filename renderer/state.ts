@@ -2,7 +2,7 @@
 // browser and, through the root tsconfig, in Node for test/unit/renderer-state.test.ts. It does not call the API.
 import type { AgentReport, DatasetPreview, Defaults, EventMessage, ModelSummary, RunDetails, RunSummary } from '../electron/core/api/contract.js';
 import type { WeightFormat } from '../electron/core/model/quantize.js';
-import type { DeviceInfo, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
+import type { DeviceInfo, PipelineSpan, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
 
 export const STEPS = [
   { id: 'devices', title: 'Devices' },
@@ -58,6 +58,16 @@ export interface TrainState {
   step: number;
   totalSteps: number;
   tokPerSec: number | null;
+  /** Tokens/s curve, parallel arrays like the loss curve (kept apart: a re-opened run has losses but no per-step rate). */
+  tokSteps: number[];
+  tokPerSecs: number[];
+  /** Time left at the mean step time so far, and the last step's wall time (null until the core reports them). */
+  etaMs: number | null;
+  stepMs: number | null;
+  /** The latest step's pipeline only: the Gantt shows one step, and keeping every step would grow without bound. */
+  timeline: { step: number; spans: PipelineSpan[] } | null;
+  /** Memory the planner predicted per phone (serial -> bytes), from the 'planning' phase's data. */
+  plannedBytes: Record<string, number>;
   lr: number | null;
   evalBefore: number | null;
   evalAfter: number | null;
@@ -183,6 +193,12 @@ export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: Weig
     step: 0,
     totalSteps: 0,
     tokPerSec: null,
+    tokSteps: [],
+    tokPerSecs: [],
+    etaMs: null,
+    stepMs: null,
+    timeline: null,
+    plannedBytes: {},
     lr: null,
     evalBefore: null,
     evalAfter: null,
@@ -499,9 +515,13 @@ export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState
         status: t.status === 'starting' ? 'running' : t.status,
       };
       break;
-    case 'phase':
+    case 'phase': {
       t = { ...t, phase: ev.phase, phaseDetail: ev.detail };
+      const planned = ev.phase === 'planning' ? plannedBytesOf(ev.data) : null;
+      // A re-plan (after a lost phone) announces a new split: its numbers replace the old ones wholesale.
+      if (planned) t = { ...t, plannedBytes: planned };
       break;
+    }
     case 'push-progress':
       t = {
         ...t,
@@ -522,13 +542,20 @@ export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState
         ...t,
         lossSteps: [...t.lossSteps.slice(0, cut), ev.step],
         losses: [...t.losses.slice(0, cut), ev.loss],
+        ...withTokens(t, ev.step, ev.tokPerSec),
         step: ev.step,
         totalSteps: ev.totalSteps,
         tokPerSec: ev.tokPerSec,
+        etaMs: ev.etaMs ?? t.etaMs,
+        stepMs: ev.stepMs ?? t.stepMs,
         lr: ev.lr,
       };
       break;
     }
+    case 'timeline':
+      // Only ever the newest step (a resume may replay an older step number; it is still the newest pipeline).
+      t = { ...t, timeline: { step: ev.step, spans: ev.spans } };
+      break;
     case 'device-step':
       t = {
         ...t,
@@ -568,6 +595,25 @@ export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState
     exporting = { ...exporting, outDir: joinPath(t.runDir, 'adapter-peft') };
   }
   return { ...state, train: t, exporting };
+}
+
+/** The tokens/s curve with one more step; like the loss curve, a repeated step (resume) replaces the tail. */
+function withTokens(t: TrainState, step: number, tokPerSec: number): Pick<TrainState, 'tokSteps' | 'tokPerSecs'> {
+  let cut = t.tokSteps.length;
+  while (cut > 0 && t.tokSteps[cut - 1]! >= step) cut--;
+  return { tokSteps: [...t.tokSteps.slice(0, cut), step], tokPerSecs: [...t.tokPerSecs.slice(0, cut), tokPerSec] };
+}
+
+/** serial -> bytes from the planning phase's data.predictedBytes ([{serial, bytes}]), or null when it has no such list.
+ * The data is typed unknown on the wire (it is run.json's record), so each entry is checked before it is trusted. */
+export function plannedBytesOf(data: unknown): Record<string, number> | null {
+  const list = (data as { predictedBytes?: unknown } | null | undefined)?.predictedBytes;
+  if (!Array.isArray(list)) return null;
+  const out: Record<string, number> = {};
+  for (const p of list as Array<{ serial?: unknown; bytes?: unknown }>) {
+    if (typeof p?.serial === 'string' && typeof p.bytes === 'number' && Number.isFinite(p.bytes)) out[p.serial] = p.bytes;
+  }
+  return out;
 }
 
 /** Joins with the separator the run folder already uses (Windows paths come from a Windows core). */

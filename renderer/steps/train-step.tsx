@@ -5,6 +5,8 @@ import type { WeightFormat } from '../../electron/core/model/quantize.js';
 import { startTraining, stopTraining } from '../actions.js';
 import { formatBytes, formatLoss, formatMs, formatPush } from '../format.js';
 import { LossChart } from '../loss-chart.js';
+import { PipelineGantt } from '../pipeline-gantt.js';
+import { ThroughputChart } from '../throughput-chart.js';
 import { MAX_STEPS, isTraining, parseWhole, selectedReady, type TrainMode, type WizardState } from '../state.js';
 
 // Labels for the base-weight formats; the core validates the value (contract.ts).
@@ -15,6 +17,20 @@ const BASE_WEIGHT_CHOICES: ReadonlyArray<readonly [WeightFormat, string]> = [
   ['q4_0', '4-bit (q4_0)'],
   ['fp4', '4-bit (fp4)'],
 ];
+
+/** Time left in the largest sensible unit: "45 s", "12 min", "2 h 5 min". */
+function formatEta(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 90) return `${s} s`;
+  const min = Math.round(s / 60);
+  return min < 90 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
+}
+
+/** A phone's name for labels ("Google Pixel 7"), or its serial when the device list does not know it. */
+function phoneName(state: WizardState, serial: string): string {
+  const info = state.devices.list.find((d) => d.serial === serial);
+  return info ? [info.manufacturer, info.model].filter(Boolean).join(' ') || serial : serial;
+}
 
 const STATUS_TEXT = {
   idle: 'Not started',
@@ -136,6 +152,14 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
           <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(progress * 100)}>
             <div style={{ width: `${progress * 100}%` }} />
           </div>
+          <span className="stat-sub" data-testid="train-eta">
+            {[
+              t.etaMs !== null && running && t.step < t.totalSteps ? `${formatEta(t.etaMs)} left` : '',
+              t.stepMs !== null ? `${formatMs(t.stepMs)}/step` : '',
+            ]
+              .filter(Boolean)
+              .join(' · ')}
+          </span>
         </div>
         <div className="stat">
           <span className="stat-label">Loss</span>
@@ -156,11 +180,21 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
         <div className="card">
           <h3>Loss</h3>
           <LossChart steps={t.lossSteps} losses={t.losses} />
+          <h3 className="sub-head">Tokens/s</h3>
+          <ThroughputChart steps={t.tokSteps} tokPerSec={t.tokPerSecs} />
         </div>
         <div className="card">
           <h3>Phones</h3>
           <DeviceCards state={state} />
         </div>
+      </div>
+      <div className="card gantt-card">
+        <h3>Pipeline{t.timeline ? ` · step ${t.timeline.step}` : ''}</h3>
+        <PipelineGantt
+          step={t.timeline?.step ?? 0}
+          spans={t.timeline?.spans ?? []}
+          rows={(t.plan?.stages ?? []).map((st, i) => ({ stage: i, serial: st.serial, label: phoneName(state, st.serial) }))}
+        />
       </div>
       {t.runDir && (
         <p className="hint">
@@ -186,11 +220,13 @@ function DeviceCards({ state }: { state: WizardState }) {
         const total = info?.ramTotalBytes ?? 0;
         const used = live?.rssBytes ?? 0;
         const peak = live?.peakRssBytes ?? 0;
+        // The planning phase's prediction; a re-opened run only has the plan's copy of the same number.
+        const planned = t.plannedBytes[serial] ?? stage?.predictedBytes ?? 0;
         const pct = (v: number) => (total > 0 ? Math.min(100, (v / total) * 100) : 0);
         return (
           <li key={serial} className="device-card" data-testid="device-card">
             <div className="device-top">
-              <span className="device-name">{info ? [info.manufacturer, info.model].filter(Boolean).join(' ') : 'Phone'}</span>
+              <span className="device-name">{info ? phoneName(state, serial) : 'Phone'}</span>
               <span className="mono sub">{serial}</span>
             </div>
             <div className="device-line" title={stage ? `layers [${stage.layerStart}, ${stage.layerEnd})` : undefined}>
@@ -208,11 +244,17 @@ function DeviceCards({ state }: { state: WizardState }) {
             <div className="ram" aria-label={`RAM used on ${serial}`}>
               <div className="ram-bar">
                 <div className="ram-used" style={{ width: `${pct(used)}%` }} />
+                {planned > 0 && <div className="ram-planned" style={{ left: `${pct(planned)}%` }} title={`planned ${formatBytes(planned)}`} />}
                 {peak > 0 && <div className="ram-peak" style={{ left: `${pct(peak)}%` }} title={`peak ${formatBytes(peak)}`} />}
               </div>
-              <span className="sub">
-                {live ? `${formatBytes(used)} used` : 'RAM'}
-                {total > 0 ? ` of ${formatBytes(total)}` : ''}
+              <span className="sub" data-testid="ram-text">
+                {[
+                  (live ? `${formatBytes(used)} used` : 'RAM') + (total > 0 ? ` of ${formatBytes(total)}` : ''),
+                  peak > used ? `peak ${formatBytes(peak)}` : '',
+                  planned > 0 ? `planned ${formatBytes(planned)}` : '',
+                ]
+                  .filter(Boolean)
+                  .join(' · ')}
               </span>
             </div>
             <div className="device-line sub">

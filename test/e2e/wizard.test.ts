@@ -120,6 +120,12 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     const points = Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
     assert.equal(points, TRAIN_STEPS, 'one loss point per step reached the page');
     assert.ok((await page.getByTestId('device-card').count()) >= 1, 'device cards shown');
+    // The last step's pipeline: a forward and a backward bar per micro-batch on each of the 2 stages.
+    const gantt = page.getByTestId('pipeline-gantt');
+    await gantt.scrollIntoViewIfNeeded();
+    await gantt.screenshot({ path: join(shotsDir, `${String(++shotNo).padStart(2, '0')}-pipeline.png`) });
+    const spans = Number(await gantt.getAttribute('data-spans'));
+    assert.ok(spans >= 2 * 2 && spans % 2 === 0, `pipeline spans of the last step: ${spans}`);
     // Cross-check the page against the run's own record (types.ts: events are also written to events.jsonl).
     const runDir = (await page.locator('.hint .mono').last().textContent())!.trim();
     const stepEvents = readFileSync(join(runDir, 'events.jsonl'), 'utf8')

@@ -303,3 +303,49 @@ test('a re-opened past run lands on Train as finished, and Export and Try it ope
   assert.deepEqual([s.train.status, s.train.error], ['failed', 'phone vanished']);
   assert.equal(canVisit(s, 'export'), false);
 });
+
+/** A running run r1 on the two-stage plan, ready for live events. */
+const running = () => run(atTrain(), { type: 'train-starting' }, event(ev.started()), { type: 'train-started', runId: 'r1' });
+const span = (stage: number, kind: 'F' | 'B', micro: number, startMs: number, endMs: number) =>
+  ({ stage, serial: stage === 0 ? 'A' : 'B', kind, micro, startMs, endMs }) as const;
+const timeline = (step: number, spans: ReturnType<typeof span>[], runId = 'r1'): TrainEvent =>
+  ({ type: 'timeline', runId, step, gradNorm: 1, relayBytes: 0, spans, timeMs: step });
+
+test('the pipeline timeline keeps only the latest step, and ignores other runs', () => {
+  let s = running();
+  assert.equal(s.train.timeline, null);
+  const first = [span(0, 'F', 0, 100, 110), span(1, 'F', 0, 112, 120), span(1, 'B', 0, 120, 140), span(0, 'B', 0, 142, 160)];
+  const second = [span(0, 'F', 0, 300, 305), span(1, 'B', 0, 310, 330)];
+  s = run(s, event(timeline(1, first)), event(timeline(2, second)), event(timeline(9, first, 'some-other-run')));
+  assert.deepEqual(s.train.timeline, { step: 2, spans: second });
+  // A new run starts with an empty Gantt, not the last run's.
+  s = run(s, event(ev.finished(true)), { type: 'train-starting' });
+  assert.equal(s.train.timeline, null);
+});
+
+test('step events build the tokens/s curve (a resumed step replaces the tail) and carry ETA and step time', () => {
+  const step = (n: number, tokPerSec: number, etaMs?: number): TrainEvent =>
+    ({ type: 'step', runId: 'r1', step: n, totalSteps: 3, loss: 5, lr: 1e-3, tokPerSec, timeMs: n, stepMs: 400, etaMs });
+  let s = run(running(), event(step(1, 100, 800)), event(step(2, 120, 400)));
+  assert.deepEqual(s.train.tokSteps, [1, 2]);
+  assert.deepEqual(s.train.tokPerSecs, [100, 120]);
+  assert.equal(s.train.etaMs, 400);
+  assert.equal(s.train.stepMs, 400);
+  s = run(s, event(step(2, 90)), event(step(3, 110, 0)));
+  assert.deepEqual(s.train.tokSteps, [1, 2, 3]);
+  assert.deepEqual(s.train.tokPerSecs, [100, 90, 110]);
+  assert.equal(s.train.etaMs, 0);
+});
+
+test('planned memory per phone comes from the planning phase, and a re-plan replaces it', () => {
+  const phase = (phaseName: string, data?: unknown): TrainEvent => ({ type: 'phase', runId: 'r1', phase: phaseName, detail: '', timeMs: 1, data });
+  let s = run(running(), event(phase('planning', { predictedStepMs: 400, predictedBytes: [{ serial: 'A', bytes: 88 * 2 ** 20 }, { serial: 'B', bytes: 2e7 }] })));
+  assert.deepEqual(s.train.plannedBytes, { A: 88 * 2 ** 20, B: 2e7 });
+  // Other phases (and malformed entries) leave it alone.
+  s = run(s, event(phase('measured', { predictedBytes: [{ serial: 'A', bytes: 1 }] })), event(phase('push')));
+  assert.deepEqual(s.train.plannedBytes, { A: 88 * 2 ** 20, B: 2e7 });
+  s = run(s, event(phase('planning', { predictedBytes: [{ serial: 'A', bytes: 3e7 }, { serial: 7, bytes: 'x' }] })));
+  assert.deepEqual(s.train.plannedBytes, { A: 3e7 });
+  s = run(s, event(phase('planning', 'no numbers')));
+  assert.deepEqual(s.train.plannedBytes, { A: 3e7 });
+});
