@@ -4,9 +4,8 @@ import type { StepProps } from '../app.js';
 import type { WeightFormat } from '../../electron/core/model/quantize.js';
 import { startTraining, stopTraining } from '../actions.js';
 import { formatBytes, formatLoss, formatMs, formatPush } from '../format.js';
-import { LossChart } from '../loss-chart.js';
+import { LossChart, ThroughputChart } from '../step-chart.js';
 import { PipelineGantt } from '../pipeline-gantt.js';
-import { ThroughputChart } from '../throughput-chart.js';
 import { MAX_STEPS, isTraining, parseWhole, selectedReady, type TrainMode, type WizardState } from '../state.js';
 
 // Labels for the base-weight formats; the core validates the value (contract.ts).

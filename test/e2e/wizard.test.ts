@@ -124,6 +124,10 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     const gantt = page.getByTestId('pipeline-gantt');
     await gantt.scrollIntoViewIfNeeded();
     await gantt.screenshot({ path: join(shotsDir, `${String(++shotNo).padStart(2, '0')}-pipeline.png`) });
+    const throughput = page.getByTestId('throughput-chart');
+    await throughput.scrollIntoViewIfNeeded();
+    await throughput.screenshot({ path: join(shotsDir, `${String(++shotNo).padStart(2, '0')}-tokens-per-sec.png`) });
+    assert.equal(Number(await throughput.getAttribute('data-points')), TRAIN_STEPS, 'one tokens/s point per step');
     const spans = Number(await gantt.getAttribute('data-spans'));
     assert.ok(spans >= 2 * 2 && spans % 2 === 0, `pipeline spans of the last step: ${spans}`);
     // Cross-check the page against the run's own record (types.ts: events are also written to events.jsonl).
