@@ -3,7 +3,8 @@
 import type { Dispatch } from 'react';
 import type { Api } from './api.js';
 import type { ParamsOf, ResultOf } from '../electron/core/api/contract.js';
-import { MAX_STEPS, parseWhole, selectedReady, type Action, type WizardState } from './state.js';
+import { MAX_STEPS, chosenSeqLen, currentPlanKey, parseWhole, selectedReady, type Action, type WizardState } from './state.js';
+import { layoutOf } from './plan-state.js';
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -64,6 +65,26 @@ export async function previewDataset(api: Api, dispatch: Dispatch<Action>, param
   }
 }
 
+/** Asks the core for the plan of the current choices (the suggestion, or the edited split predicted as it is). */
+export async function planTraining(api: Api, dispatch: Dispatch<Action>, state: WizardState): Promise<void> {
+  const key = currentPlanKey(state);
+  dispatch({ type: 'plan-loading', key });
+  const seqLen = chosenSeqLen(state);
+  try {
+    const preview = await api.call('planTraining', {
+      modelPath: state.model.path,
+      serials: selectedReady(state),
+      weightFormat: state.train.weightFormat,
+      mode: state.train.mode,
+      ...(seqLen !== null ? { seqLen } : {}),
+      ...(state.plan.layout ? { layout: state.plan.layout } : {}),
+    });
+    dispatch({ type: 'plan-loaded', key, preview });
+  } catch (err) {
+    dispatch({ type: 'plan-failed', key, error: message(err) });
+  }
+}
+
 export async function startTraining(api: Api, dispatch: Dispatch<Action>, state: WizardState): Promise<void> {
   const steps = parseWhole(state.train.stepsText, 1, MAX_STEPS);
   if (steps === null) return dispatch({ type: 'train-failed', error: `Steps must be a whole number from 1 to ${MAX_STEPS}.` });
@@ -77,6 +98,9 @@ export async function startTraining(api: Api, dispatch: Dispatch<Action>, state:
       weightFormat: state.train.weightFormat,
       removeStageFiles: state.train.removeStageFiles,
       mode: state.train.mode,
+      // Train on the split the Plan step showed (suggested or edited), re-planned after measuring only if allowed.
+      ...(state.plan.preview && state.plan.previewKey === currentPlanKey(state) ? { layout: layoutOf(state.plan.preview) } : {}),
+      replan: state.plan.replan,
       // Train on what the Data step previewed: its format, columns, bad-row policy and sequence length.
       ...(state.data.preview?.details ? { dataset: state.data.preview.details.options } : {}),
     });
@@ -92,6 +116,16 @@ export async function stopTraining(api: Api, dispatch: Dispatch<Action>, runId: 
     await api.call('stopTraining', { runId });
   } catch (err) {
     dispatch({ type: 'train-stop-failed', error: message(err) });
+  }
+}
+
+/** Holds the run after its current step (paused) or lets it go on; the 'hold' event confirms. */
+export async function pauseTraining(api: Api, dispatch: Dispatch<Action>, runId: string, paused: boolean): Promise<void> {
+  dispatch({ type: paused ? 'train-pausing' : 'train-resuming' });
+  try {
+    await api.call('pauseTraining', { runId, paused });
+  } catch (err) {
+    dispatch({ type: 'train-pause-failed', error: message(err) });
   }
 }
 

@@ -9,6 +9,7 @@ import { DataStep } from './steps/data-step.js';
 import { DevicesStep } from './steps/devices-step.js';
 import { ExportStep } from './steps/export-step.js';
 import { ModelStep } from './steps/model-step.js';
+import { PlanStep } from './steps/plan-step.js';
 import { TrainStep } from './steps/train-step.js';
 import { TryStep } from './steps/try-step.js';
 import { RunsPanel } from './runs-panel.js';
@@ -23,6 +24,7 @@ const VIEWS: Record<StepId, (p: StepProps) => React.JSX.Element> = {
   devices: DevicesStep,
   model: ModelStep,
   data: DataStep,
+  plan: PlanStep,
   train: TrainStep,
   export: ExportStep,
   try: TryStep,
@@ -30,6 +32,8 @@ const VIEWS: Record<StepId, (p: StepProps) => React.JSX.Element> = {
 
 /** Plug/unplug/authorise events are pushed ('devices'); the poll keeps RAM, battery and temperatures current. */
 const DEVICE_POLL_MS = 10_000;
+/** While training, the phone cards' battery and temperature: slower, since every read is an adb shell per phone. */
+const TRAIN_POLL_MS = 20_000;
 
 export function App({ api }: { api: Api }) {
   const [state, dispatch] = useReducer(reducer, undefined, initialState);
@@ -41,10 +45,12 @@ export function App({ api }: { api: Api }) {
     return unsubscribe;
   }, [api]);
 
-  // Phones come and go (cables, authorisation prompts): keep the first step's table current.
+  // Phones come and go (cables, authorisation prompts): keep the first step's table current, and the Train step's
+  // battery and temperature readings.
   useEffect(() => {
-    if (state.step !== 'devices') return;
-    const timer = setInterval(() => void refreshDevices(api, dispatch), DEVICE_POLL_MS);
+    const every = state.step === 'devices' ? DEVICE_POLL_MS : state.step === 'train' ? TRAIN_POLL_MS : null;
+    if (every === null) return;
+    const timer = setInterval(() => void refreshDevices(api, dispatch), every);
     return () => clearInterval(timer);
   }, [api, state.step]);
 

@@ -3,11 +3,13 @@
 import type { AgentReport, DatasetPreview, Defaults, EventMessage, ModelSummary, RunDetails, RunSummary } from '../electron/core/api/contract.js';
 import type { WeightFormat } from '../electron/core/model/quantize.js';
 import type { DeviceInfo, PipelineSpan, TrainEvent, TrainPlan } from '../electron/core/api/types.js';
+import { emptyPlan, planKey, planReducer, type PlanAction, type PlanState } from './plan-state.js';
 
 export const STEPS = [
   { id: 'devices', title: 'Devices' },
   { id: 'model', title: 'Model' },
   { id: 'data', title: 'Data' },
+  { id: 'plan', title: 'Plan' },
   { id: 'train', title: 'Train' },
   { id: 'export', title: 'Export' },
   { id: 'try', title: 'Try it' },
@@ -21,6 +23,23 @@ export interface DeviceLive {
   peakRssBytes: number;
   bytesIn: number;
   bytesOut: number;
+  /** Share of the step the agent computed (busy / (busy + idle)), null when the core did not report idle time. */
+  busyFraction: number | null;
+  /** Compute per backend in the step (they overlap under a head split), null from an agent that does not say. */
+  busyByBackendMs: { cpu: number; opencl: number } | null;
+  /** The phone's hottest CPU/GPU/SoC zone as its agent read it in this step, and the zone's name. */
+  temperatureC: number | null;
+  temperatureZone: string | null;
+}
+
+/** A phone's CPU/GPU split as the run applied it (the 'planning' phase's headSplits). */
+export interface HeadSplitLive {
+  gpuKvGroups: number;
+  gpuMlpCols: number;
+  /** The OpenCL device's name when the phone has one. */
+  secondary: string | null;
+  /** Why no split was applied (e.g. the gain was too small, or OpenCL shares the CPU's cores), null when applied. */
+  why: string | null;
 }
 
 export interface PushLive {
@@ -35,7 +54,7 @@ export interface PushLive {
 
 export type TrainMode = 'backprop' | 'zo';
 
-export type TrainStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed';
+export type TrainStatus = 'idle' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'finished' | 'stopped' | 'failed';
 
 export interface TrainState {
   /** Steps requested in the form (text, so a half-typed number is not forced into shape). */
@@ -68,6 +87,8 @@ export interface TrainState {
   timeline: { step: number; spans: PipelineSpan[] } | null;
   /** Memory the planner predicted per phone (serial -> bytes), from the 'planning' phase's data. */
   plannedBytes: Record<string, number>;
+  /** Each phone's applied CPU/GPU split (serial -> split), from the 'planning' phase. */
+  headSplits: Record<string, HeadSplitLive>;
   lr: number | null;
   evalBefore: number | null;
   evalAfter: number | null;
@@ -95,6 +116,7 @@ export interface WizardState {
   };
   model: { path: string; busy: boolean; summary: ModelSummary | null; error: string | null };
   data: { path: string; busy: boolean; preview: DatasetPreview | null; error: string | null };
+  plan: PlanState;
   train: TrainState;
   /** The past-runs panel (top bar "Runs"): its list, and whether it is shown. */
   runs: { open: boolean; loading: boolean; list: RunSummary[]; error: string | null };
@@ -146,6 +168,9 @@ export type Action =
   | { type: 'train-failed'; error: string }
   | { type: 'train-stopping' }
   | { type: 'train-stop-failed'; error: string }
+  | { type: 'train-pausing' }
+  | { type: 'train-resuming' }
+  | { type: 'train-pause-failed'; error: string }
   | { type: 'event'; message: EventMessage }
   | { type: 'runs-toggled' }
   | { type: 'runs-loading' }
@@ -162,7 +187,8 @@ export type Action =
   | { type: 'try-use-adapter'; useAdapter: boolean }
   | { type: 'try-busy' }
   | { type: 'try-done'; text: string }
-  | { type: 'try-failed'; error: string };
+  | { type: 'try-failed'; error: string }
+  | PlanAction;
 
 export const DEFAULT_STEPS = 20;
 export const MAX_STEPS = 100_000;
@@ -199,6 +225,7 @@ export function emptyTrain(stepsText = String(DEFAULT_STEPS), weightFormat: Weig
     stepMs: null,
     timeline: null,
     plannedBytes: {},
+    headSplits: {},
     lr: null,
     evalBefore: null,
     evalAfter: null,
@@ -215,6 +242,7 @@ export function initialState(): WizardState {
     devices: { list: [], loading: false, loadedOnce: false, startingVirtual: false, error: null, selected: [], probes: {} },
     model: { path: '', busy: false, summary: null, error: null },
     data: { path: '', busy: false, preview: null, error: null },
+    plan: emptyPlan(),
     train: emptyTrain(),
     runs: { open: false, loading: false, list: [], error: null },
     exporting: { outDir: '', outDirEdited: false, busy: false, result: null, error: null },
@@ -245,7 +273,8 @@ export function parseWhole(text: string, min: number, max: number): number | nul
   return Number.isSafeInteger(n) && n >= min && n <= max ? n : null;
 }
 
-export const isTraining = (t: TrainState) => t.status === 'starting' || t.status === 'running' || t.status === 'stopping';
+export const isTraining = (t: TrainState) =>
+  t.status === 'starting' || t.status === 'running' || t.status === 'pausing' || t.status === 'paused' || t.status === 'stopping';
 /** A run whose adapter can be exported and tried: finished, or stopped after at least one step. */
 export const hasUsableRun = (t: TrainState) =>
   t.runId !== null && (t.status === 'finished' || (t.status === 'stopped' && t.lossSteps.length > 0));
@@ -265,7 +294,16 @@ export function blocker(state: WizardState, step: StepId = state.step): string |
       if (!state.data.preview) return 'Preview the dataset before going on.';
       if (state.data.preview.count === 0) return 'The dataset has no usable samples: fix the errors listed below.';
       return null;
+    case 'plan': {
+      const p = state.plan;
+      if (p.error) return 'The plan does not work out: see the message above the table.';
+      if (p.busy || p.previewKey !== currentPlanKey(state) || !p.preview) return 'Working out the plan...';
+      const over = p.preview.stages.filter((s) => !s.fits).map((s) => s.serial);
+      if (over.length > 0) return `Over its memory budget: ${over.join(', ')}. Move layers to another phone or choose smaller base weights.`;
+      return null;
+    }
     case 'train':
+      if (state.train.status === 'paused') return 'Training is paused: resume or stop it before going on.';
       if (isTraining(state.train)) return 'Training is running: wait for it to finish or stop it.';
       if (!hasUsableRun(state.train)) return 'Train for at least one step before going on.';
       return null;
@@ -291,6 +329,23 @@ export function canVisit(state: WizardState, step: StepId): boolean {
 export function isDone(state: WizardState, step: StepId): boolean {
   const i = indexOf(step);
   return i !== indexOf(state.step) && i <= state.furthest && canVisit(state, step) && blocker(state, step) === null;
+}
+
+/** The sequence length the Data step chose (null: the training default). */
+export function chosenSeqLen(state: WizardState): number | null {
+  return state.data.preview?.details?.options.seqLen ?? null;
+}
+
+/** The inputs of the plan the Plan step should show now (compared with plan.previewKey). */
+export function currentPlanKey(state: WizardState): string {
+  return planKey({
+    modelPath: state.model.path,
+    serials: selectedReady(state),
+    mode: state.train.mode,
+    weightFormat: state.train.weightFormat,
+    seqLen: chosenSeqLen(state),
+    layout: state.plan.layout,
+  });
 }
 
 /** Phones to train on (ids): the selection, restricted to phones that are ready now. */
@@ -380,7 +435,8 @@ export function reducer(state: WizardState, action: Action): WizardState {
       const selected = on
         ? state.devices.selected.filter((s) => s !== action.id)
         : [...state.devices.selected, action.id];
-      return { ...state, devices: { ...state.devices, selected } };
+      // An edited split names the phones it was made for: another set of phones starts from a new suggestion.
+      return { ...state, devices: { ...state.devices, selected }, plan: { ...state.plan, layout: null, replan: true } };
     }
 
     case 'probe-started':
@@ -437,11 +493,27 @@ export function reducer(state: WizardState, action: Action): WizardState {
     case 'train-failed':
       return { ...state, train: { ...state.train, status: 'failed', error: action.error, phase: 'Failed' } };
     case 'train-stopping':
-      return state.train.status === 'running' || state.train.status === 'starting'
+      return ['running', 'starting', 'pausing', 'paused'].includes(state.train.status)
         ? { ...state, train: { ...state.train, status: 'stopping', phase: 'Stopping' } }
         : state;
     case 'train-stop-failed':
       return { ...state, train: { ...state.train, status: 'running', error: action.error } };
+    case 'train-pausing':
+      return state.train.status === 'running' ? { ...state, train: { ...state.train, status: 'pausing', phase: 'Pausing', phaseDetail: 'after the current step' } } : state;
+    case 'train-resuming':
+      return state.train.status === 'paused' || state.train.status === 'pausing'
+        ? { ...state, train: { ...state.train, status: 'running', phase: 'Training', phaseDetail: '' } }
+        : state;
+    case 'train-pause-failed':
+      return { ...state, train: { ...state.train, status: 'running', error: action.error } };
+
+    case 'plan-loading':
+    case 'plan-loaded':
+    case 'plan-failed':
+    case 'plan-layer-moved':
+    case 'plan-reset':
+    case 'plan-replan':
+      return { ...state, plan: planReducer(state.plan, action) };
     case 'event':
       if (action.message.event === 'devices') return withDevices(state, action.message.data);
       if (action.message.event === 'train-event') return applyTrainEvent(state, action.message.data);
@@ -516,12 +588,18 @@ export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState
       };
       break;
     case 'phase': {
-      t = { ...t, phase: ev.phase, phaseDetail: ev.detail };
+      // Phases while held (a checkpoint written before the hold) must not hide that the run is paused.
+      t = t.status === 'paused' ? t : { ...t, phase: ev.phase, phaseDetail: ev.detail };
       const planned = ev.phase === 'planning' ? plannedBytesOf(ev.data) : null;
       // A re-plan (after a lost phone) announces a new split: its numbers replace the old ones wholesale.
-      if (planned) t = { ...t, plannedBytes: planned };
+      if (planned) t = { ...t, plannedBytes: planned, headSplits: headSplitsOf(ev.data) };
       break;
     }
+    case 'hold':
+      t = ev.paused
+        ? { ...t, status: t.status === 'stopping' ? t.status : 'paused', phase: 'Paused', phaseDetail: `before step ${ev.step}; the phones keep their state` }
+        : { ...t, status: t.status === 'paused' || t.status === 'pausing' ? 'running' : t.status, phase: 'Training', phaseDetail: '' };
+      break;
     case 'push-progress':
       t = {
         ...t,
@@ -568,6 +646,10 @@ export function applyTrainEvent(state: WizardState, ev: TrainEvent): WizardState
             peakRssBytes: ev.peakRssBytes,
             bytesIn: ev.bytesIn,
             bytesOut: ev.bytesOut,
+            busyFraction: ev.idleMs === undefined || ev.busyMs + ev.idleMs <= 0 ? null : ev.busyMs / (ev.busyMs + ev.idleMs),
+            busyByBackendMs: ev.busyByBackendMs ?? null,
+            temperatureC: ev.temperatureC ?? null,
+            temperatureZone: ev.temperatureZone ?? null,
           },
         },
       };
@@ -612,6 +694,25 @@ export function plannedBytesOf(data: unknown): Record<string, number> | null {
   const out: Record<string, number> = {};
   for (const p of list as Array<{ serial?: unknown; bytes?: unknown }>) {
     if (typeof p?.serial === 'string' && typeof p.bytes === 'number' && Number.isFinite(p.bytes)) out[p.serial] = p.bytes;
+  }
+  return out;
+}
+
+/** serial -> applied split from the planning phase's data.headSplits; a split that was not applied counts as none. */
+export function headSplitsOf(data: unknown): Record<string, HeadSplitLive> {
+  const list = (data as { headSplits?: unknown } | null | undefined)?.headSplits;
+  const out: Record<string, HeadSplitLive> = {};
+  if (!Array.isArray(list)) return out;
+  for (const h of list as Array<Record<string, unknown>>) {
+    if (typeof h?.serial !== 'string') continue;
+    const applied = h.applied === true;
+    const whole = (v: unknown) => (applied && typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0);
+    out[h.serial] = {
+      gpuKvGroups: whole(h.gpuKvGroups),
+      gpuMlpCols: whole(h.gpuMlpCols),
+      secondary: typeof h.secondary === 'string' ? h.secondary : null,
+      why: applied ? null : typeof h.why === 'string' && h.why ? h.why : 'not applied',
+    };
   }
   return out;
 }

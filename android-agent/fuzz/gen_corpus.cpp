@@ -149,7 +149,8 @@ void payload_seeds(const std::vector<Req>& reqs) {
     const bool empty = r.payload.empty();
     put(r.name, empty ? "empty" : codec, r.payload);
   }
-  put("hello-reply", "HELLO reply", encode(HelloReply{"0.1.0", 1, "arm64-v8a", 8, 1u << 30, "cpu(neon x4),opencl(Adreno (TM) 740)"}));
+  put("hello-reply", "HELLO reply",
+      encode(HelloReply{"0.1.0", 1, "arm64-v8a", 8, 1u << 30, "cpu(neon x4),opencl(Adreno (TM) 740)", "gpu"}));
   put("load-stage-reply", "LOAD_STAGE reply", encode(LoadStageReply{0, 5, 7, 1040128, 12345}));
   ForwardReply fh;
   fh.output_kind = 0;
@@ -168,7 +169,13 @@ void payload_seeds(const std::vector<Req>& reqs) {
   std::vector<float> b(64 * 2, 0.0f);
   put("get-lora-reply", "GET_LORA reply",
       encode(GetLoraReply{{{"model.layers.0.self_attn.q_proj.lora_B", Tensor::make_f32({64, 2}, b.data())}}}));
-  put("stats-reply", "STATS reply", encode(StatsReply{1u << 20, 2u << 20, 1000, 3, 2, 4096, 8192}));
+  StatsReply st{1u << 20, 2u << 20, 1000, 3, 2, 4096, 8192};
+  st.primary_busy_us = 900;
+  st.secondary_busy_us = 400;
+  st.has_temperature = true;
+  st.temperature_millicelsius = 47250;
+  st.temperature_zone = "cpu-1-4-usr";
+  put("stats-reply", "STATS reply", encode(st));
   ZoForwardReply zl;
   zl.output_kind = 1;
   zl.copy_loss_sums = {1.5, 1.25};

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "confidant/backend.h"
+#include "stats.h"
 
 namespace confidant::agent {
 
@@ -25,6 +26,8 @@ class Engine {
   Backend* secondary() { return secondary_.get(); }  // the split's GPU side; nullptr when unavailable
   const std::string& secondary_unavailable_reason() const { return secondary_why_not_; }
   int threads() const { return threads_; }
+  // The secondary's time in split layers so far (layer.cpp adds to it; STATS reports its growth per command).
+  SecondaryTime& secondary_time() { return secondary_time_; }
   // For HELLO's "backends" field, e.g. "cpu(avx512 x2),opencl(pthread-skylake...)" or "cpu(...),opencl-unavailable".
   std::string describe() const;
 
@@ -33,6 +36,7 @@ class Engine {
   std::unique_ptr<Backend> secondary_;
   std::string secondary_why_not_;
   int threads_ = 1;
+  SecondaryTime secondary_time_;
 };
 
 }  // namespace confidant::agent

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <functional>
 #include <cstring>
+#include <future>
 #include <stdexcept>
+#include <system_error>
 
 #include "confidant/prge.h"
 
@@ -224,6 +226,55 @@ Backend& share_backend(int i, Backend& primary, Backend* secondary) {
   return *secondary;
 }
 
+uint64_t us_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return b > a ? static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count()) : 0;
+}
+
+// Runs share(0, secondary) and share(1, primary) for the active shares, at once, and returns when both are done.
+// The secondary's share is issued first so that it runs while the primary works. Its time is measured from issue to
+// completion by a helper thread that waits on it while this thread computes the primary's share: a wait here,
+// after the primary's share, would only tell when the later of the two finished, and so would report a faster
+// secondary as busy for as long as the primary. The thread exists only while both backends have a share.
+template <class ShareFn>
+void run_shares(const LayerCtx& c, Backend& primary, Backend* secondary, const bool active[2], ShareFn share) {
+  using clock = std::chrono::steady_clock;
+  if (!active[0]) {
+    if (active[1]) share(1, primary);
+    return;
+  }
+  const clock::time_point t0 = clock::now();
+  share(0, share_backend(0, primary, secondary));  // for a synchronous backend, this is the whole share
+  const clock::time_point t1 = clock::now();
+  clock::time_point t2 = t1, finished;
+  if (active[1]) {
+    std::future<clock::time_point> done;
+    try {
+      done = std::async(std::launch::async, [secondary] {
+        secondary->synchronize();
+        return clock::now();
+      });
+    } catch (const std::system_error&) {
+      // No thread to spare: wait after the primary's share, which reports the secondary busy until then.
+    }
+    share(1, primary);  // on an exception, ~future waits for the helper before the arena dies
+    t2 = clock::now();
+    if (done.valid()) {
+      finished = done.get();  // rethrows the secondary's error
+    } else {
+      secondary->synchronize();
+      finished = clock::now();
+    }
+  } else {
+    secondary->synchronize();
+    finished = clock::now();
+  }
+  const clock::time_point t3 = clock::now();
+  if (c.secondary_time) {
+    c.secondary_time->busy_us += us_between(t0, finished);
+    c.secondary_time->host_us += us_between(t0, t1) + us_between(t2, t3);
+  }
+}
+
 // dst = base + the partial outputs of the active shares, on the primary after both finished.
 void sum_shares(Backend& primary, float* dst, const float* base, float* const parts[2], const bool active[2],
                 size_t n) {
@@ -285,23 +336,19 @@ void layer_forward(const LayerCtx& c, Backend& primary, Backend* secondary, floa
 
   primary.rmsnorm_forward(la.xn1.data(), la.rstd1.data(), cur, c.w->ln1, c.N, c.C, c.eps);
   bool active[2] = {la.attn[0].nkv > 0, la.attn[1].nkv > 0};
-  for (int i = 0; i < 2; ++i) {  // the secondary's share is issued first so that it runs while the primary works
-    if (!active[i]) continue;
-    Share s{share_backend(i, primary, secondary), arena, nullptr};
+  run_shares(c, primary, secondary, active, [&](int i, Backend& be) {
+    Share s{be, arena, nullptr};
     attn_forward(s, c, la.xn1.data(), la.attn[i], parts[i]);
-  }
-  if (active[0]) secondary->synchronize();
+  });
   sum_shares(primary, la.h.data(), cur, parts, active, nC);
 
   primary.rmsnorm_forward(la.xn2.data(), la.rstd2.data(), la.h.data(), c.w->ln2, c.N, c.C, c.eps);
   active[0] = la.mlp[0].nc > 0;
   active[1] = la.mlp[1].nc > 0;
-  for (int i = 0; i < 2; ++i) {
-    if (!active[i]) continue;
-    Share s{share_backend(i, primary, secondary), arena, nullptr};
+  run_shares(c, primary, secondary, active, [&](int i, Backend& be) {
+    Share s{be, arena, nullptr};
     mlp_forward(s, c, la.xn2.data(), la.mlp[i], parts[i]);
-  }
-  if (active[0]) secondary->synchronize();
+  });
   sum_shares(primary, cur, la.h.data(), parts, active, nC);
 }
 
@@ -314,12 +361,10 @@ void layer_backward(const LayerCtx& c, Backend& primary, Backend* secondary,
 
   // out = h + down(silu(gate(xn2)) * up(xn2)), xn2 = rms2(h)
   bool active[2] = {la.mlp[0].nc > 0, la.mlp[1].nc > 0};
-  for (int i = 0; i < 2; ++i) {
-    if (!active[i]) continue;
-    Share s{share_backend(i, primary, secondary), arena, &folds[i]};
+  run_shares(c, primary, secondary, active, [&](int i, Backend& be) {
+    Share s{be, arena, &folds[i]};
     mlp_backward(s, c, la.xn2.data(), dcur, la.mlp[i], dxn[i]);
-  }
-  if (active[0]) secondary->synchronize();
+  });
   if (active[0] && active[1]) primary.residual_forward(dxn[1], dxn[1], dxn[0], nC);
   float* dh = arena.get(nC, false);
   std::memcpy(dh, dcur, nC * 4);
@@ -330,12 +375,10 @@ void layer_backward(const LayerCtx& c, Backend& primary, Backend* secondary,
   float* dxa[2] = {arena.get(nC, true), arena.get(nC, true)};
   active[0] = la.attn[0].nkv > 0;
   active[1] = la.attn[1].nkv > 0;
-  for (int i = 0; i < 2; ++i) {
-    if (!active[i]) continue;
-    Share s{share_backend(i, primary, secondary), arena, &folds[i]};
+  run_shares(c, primary, secondary, active, [&](int i, Backend& be) {
+    Share s{be, arena, &folds[i]};
     attn_backward(s, c, la.xn1.data(), dh, la.attn[i], dxa[i]);
-  }
-  if (active[0]) secondary->synchronize();
+  });
   if (active[0] && active[1]) primary.residual_forward(dxa[1], dxa[1], dxa[0], nC);
   std::memcpy(dcur, dh, nC * 4);
   primary.rmsnorm_backward(dcur, nullptr, active[1] ? dxa[1] : dxa[0], la.x.data(), c.w->ln1, la.rstd1.data(), c.N,

@@ -15,6 +15,7 @@
 #include "confidant/backend.h"
 #include "lora.h"
 #include "stage_model_types.h"
+#include "stats.h"
 
 namespace confidant::agent {
 
@@ -36,6 +37,7 @@ struct LayerCtx {
   float scale = 0;
   bool train_a = false;
   const ZoPerturbation* zo = nullptr;
+  SecondaryTime* secondary_time = nullptr;  // where a split layer adds the secondary's time; nullable
 };
 
 // Float buffers that must outlive asynchronous backend ops until the next synchronize().

@@ -42,7 +42,7 @@ constexpr int kExitIdle = 3;
 const char* kUsage =
     "usage: confidant-agent --token-file PATH [--port N] [--port-file PATH] [--memory-budget-mb N]\n"
     "                       [--idle-timeout-s N] [--host-silence-timeout-s N] [--abi NAME] [--threads N] [--backend cpu|ref]\n"
-    "                       [--opencl on|off]\n"
+    "                       [--opencl on|off] [--thermal-root PATH]\n"
     "  --token-file PATH      session token (required; a non-empty file, trailing newline ignored)\n"
     "  --port N               TCP port on 127.0.0.1 (default 0 = ephemeral)\n"
     "  --port-file PATH       write the bound port there (atomically: temp file + rename)\n"
@@ -55,6 +55,8 @@ const char* kUsage =
     "  --threads N            CPU threads (default 0 = the cores of the fastest cluster)\n"
     "  --backend cpu|ref      primary backend: fast CPU (default) or the naive reference (debugging)\n"
     "  --opencl on|off        load OpenCL for layer splits (default on; HELLO says why when unavailable)\n"
+    "  --thermal-root PATH    thermal zones STATS reads the temperature from (default: $CONFIDANT_THERMAL_ROOT,\n"
+    "                         else /sys/class/thermal; a virtual phone sets the variable to its sandbox's zones)\n"
     "Serves one session and exits when it closes. Exit codes: 0 session over, 1 startup failure,\n"
     "2 usage error, 3 idle timeout (no host, or a silent one).\n";
 
@@ -110,7 +112,7 @@ bool write_port_file(const std::string& path, uint16_t port, std::string* err) {
 int main(int argc, char** argv) {
   uint64_t port = 0, budget_mb = 0, idle_s = 60, silence_s = 900, threads = 0;
   EngineOptions engine_opts;
-  std::string port_file, token_file, abi = default_abi();
+  std::string port_file, token_file, abi = default_abi(), thermal_root;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -141,6 +143,9 @@ int main(int argc, char** argv) {
     } else if (a == "--opencl") {
       ok = v && (std::string(v) == "on" || std::string(v) == "off");
       if (ok) engine_opts.secondary = std::string(v) == "on" ? "opencl" : "none";
+    } else if (a == "--thermal-root") {
+      ok = v && *v;
+      if (ok) thermal_root = v;
     } else if (a == "--abi") {
       ok = v && *v;
       if (ok) abi = v;
@@ -168,6 +173,11 @@ int main(int argc, char** argv) {
   }
   opts.memory_budget_bytes = budget_mb * 1024 * 1024;
   opts.abi = abi;
+  if (thermal_root.empty()) {
+    const char* env = std::getenv("CONFIDANT_THERMAL_ROOT");
+    thermal_root = env && *env ? env : kDefaultThermalRoot;
+  }
+  opts.thermal_root = thermal_root;
 
   try {
     // Backends first (OpenCL compiles its kernels here), so the agent is ready when the port file appears.

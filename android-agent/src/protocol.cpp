@@ -87,6 +87,8 @@ HelloReply decode_hello_reply(const std::vector<uint8_t>& p) {
   m.cpu_threads = r.u32();
   m.memory_budget_bytes = r.u64();
   m.backends = r.string();
+  m.short_layout = r.remaining() == 0;
+  if (!m.short_layout) m.opencl_device_type = r.string();
   r.expect_end("HELLO reply");
   return m;
 }
@@ -98,6 +100,7 @@ std::vector<uint8_t> encode(const HelloReply& m) {
   w.u32(m.cpu_threads);
   w.u64(m.memory_budget_bytes);
   w.string(m.backends);
+  if (!m.short_layout) w.string(m.opencl_device_type);
   return w.take();
 }
 
@@ -326,6 +329,16 @@ StatsReply decode_stats_reply(const std::vector<uint8_t>& p) {
   m.backward_count = r.u64();
   m.bytes_in = r.u64();
   m.bytes_out = r.u64();
+  m.short_layout = r.remaining() == 0;
+  if (!m.short_layout) {
+    m.primary_busy_us = r.u64();
+    m.secondary_busy_us = r.u64();
+    m.has_temperature = r.flag();
+    if (m.has_temperature) {
+      m.temperature_millicelsius = r.i32();
+      m.temperature_zone = r.string();
+    }
+  }
   r.expect_end("STATS reply");
   return m;
 }
@@ -338,6 +351,15 @@ std::vector<uint8_t> encode(const StatsReply& m) {
   w.u64(m.backward_count);
   w.u64(m.bytes_in);
   w.u64(m.bytes_out);
+  if (!m.short_layout) {
+    w.u64(m.primary_busy_us);
+    w.u64(m.secondary_busy_us);
+    w.flag(m.has_temperature);
+    if (m.has_temperature) {
+      w.i32(m.temperature_millicelsius);
+      w.string(m.temperature_zone);
+    }
+  }
   return w.take();
 }
 

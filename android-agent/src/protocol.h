@@ -69,6 +69,11 @@ struct HelloReply {
   uint32_t cpu_threads = 0;
   uint64_t memory_budget_bytes = 0;
   std::string backends;
+  // Added within version 1: the OpenCL device's CL_DEVICE_TYPE ("gpu", "cpu", "accelerator", "other"; "" without
+  // OpenCL). An agent built before it ends the reply after backends: decoded with short_layout = true, and a reply
+  // with short_layout set is encoded without the field (so the fixture of that layout round-trips).
+  std::string opencl_device_type;
+  bool short_layout = false;
 };
 
 // LOAD_STAGE target_mask bits, in the LoRA tensor order of the protocol.
@@ -150,6 +155,14 @@ struct GetLoraReply {
 struct StatsReply {
   uint64_t rss_bytes = 0, peak_rss_bytes = 0, busy_us = 0, forward_count = 0, backward_count = 0, bytes_in = 0,
            bytes_out = 0;
+  // Added within version 1 (docs/protocol.md "STATS"). An agent built before them ends the reply after bytes_out:
+  // decoded with short_layout = true (and encoded that way when it is set).
+  bool short_layout = false;
+  uint64_t primary_busy_us = 0;    // of busy_us, computing on the primary (CPU) backend
+  uint64_t secondary_busy_us = 0;  // the secondary (OpenCL) backend's shares, issue to completion
+  bool has_temperature = false;
+  int32_t temperature_millicelsius = 0;  // when has_temperature
+  std::string temperature_zone;          // when has_temperature: the thermal zone's type
 };
 
 // P-RGE zeroth-order training (docs/protocol.md "ZO_FORWARD", "ZO_STEP").

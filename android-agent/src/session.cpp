@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -273,6 +274,7 @@ std::vector<uint8_t> Session::hello(const std::vector<uint8_t>& p) {
   rep.cpu_threads = hw ? hw : 1;
   rep.memory_budget_bytes = budget_.limit_bytes();
   rep.backends = opts_.engine->describe();
+  if (const Backend* secondary = opts_.engine->secondary()) rep.opencl_device_type = secondary->info().device_type;
   return encode(rep);
 }
 
@@ -388,7 +390,7 @@ std::vector<uint8_t> Session::forward(const std::vector<uint8_t>& p) {
   a.want_logits = want_logits;
   ForwardResult res;
   {
-    BusyTimer t(&stats_.busy_us);
+    BusyTimer t(stats_, opts_.engine->secondary_time());
     res = m.forward(a);
   }
   ++stats_.forward_count;
@@ -440,7 +442,7 @@ std::vector<uint8_t> Session::backward(const std::vector<uint8_t>& p) {
   }
   std::vector<float> grad_in;
   {
-    BusyTimer t(&stats_.busy_us);
+    BusyTimer t(stats_, opts_.engine->secondary_time());
     grad_in = m.backward(req.micro_id, req.loss_scale, grad);
   }
   ++stats_.backward_count;
@@ -470,7 +472,7 @@ std::vector<uint8_t> Session::optim_step(const std::vector<uint8_t>& p) {
   check_finite(req.eps, "OPTIM_STEP eps");
   check_finite(req.weight_decay, "OPTIM_STEP weight_decay");
   check_finite(req.grad_scale, "OPTIM_STEP grad_scale");
-  BusyTimer t(&stats_.busy_us);
+  BusyTimer t(stats_, opts_.engine->secondary_time());
   m.lora().optim_step(req);
   return empty_payload();
 }
@@ -491,10 +493,17 @@ std::vector<uint8_t> Session::stats(const std::vector<uint8_t>& p) {
   rep.rss_bytes = mem.rss_bytes;
   rep.peak_rss_bytes = mem.peak_rss_bytes;
   rep.busy_us = stats_.busy_us;
+  rep.primary_busy_us = stats_.primary_busy_us;
+  rep.secondary_busy_us = stats_.secondary_busy_us;
   rep.forward_count = stats_.forward_count;
   rep.backward_count = stats_.backward_count;
   rep.bytes_in = stats_.bytes_in;
   rep.bytes_out = stats_.bytes_out;
+  if (const std::optional<Temperature> t = read_temperature(opts_.thermal_root)) {
+    rep.has_temperature = true;
+    rep.temperature_millicelsius = t->millicelsius;
+    rep.temperature_zone = t->zone;
+  }
   return encode(rep);
 }
 
@@ -567,7 +576,7 @@ std::vector<uint8_t> Session::zo_forward(const std::vector<uint8_t>& p) {
   a.zo = &zo;
   ForwardResult res;
   {
-    BusyTimer t(&stats_.busy_us);
+    BusyTimer t(stats_, opts_.engine->secondary_time());
     res = m.forward(a);
   }
   ++stats_.forward_count;
@@ -603,7 +612,7 @@ std::vector<uint8_t> Session::zo_step(const std::vector<uint8_t>& p) {
     }
   }
   StageModel& m = loaded("ZO_STEP");
-  BusyTimer t(&stats_.busy_us);
+  BusyTimer t(stats_, opts_.engine->secondary_time());
   m.lora().zo_update(req.seed, req.step, req.g, req.lr);  // LoraError -> BAD_ARGUMENT
   return empty_payload();
 }

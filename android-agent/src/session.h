@@ -11,6 +11,7 @@
 #include "protocol.h"
 #include "stage_model.h"
 #include "stats.h"
+#include "thermal.h"
 
 namespace confidant::agent {
 
@@ -21,6 +22,7 @@ struct SessionOptions {
   uint64_t memory_budget_bytes = 0;  // 0 = unlimited
   std::string abi;
   Engine* engine = nullptr;  // required, not owned: the backends every stage of this session runs on
+  std::string thermal_root = kDefaultThermalRoot;  // where STATS reads the temperature (thermal.h)
 };
 
 // Compares in time that depends only on the lengths, never on where the first difference is.

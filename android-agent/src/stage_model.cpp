@@ -107,6 +107,7 @@ LayerCtx StageModel::layer_ctx(int li, int B, int T, const ZoPerturbation* zo) c
   x.scale = lora_.scale();
   x.train_a = lora_.train_a();
   x.zo = zo;
+  x.secondary_time = &engine_.secondary_time();
   return x;
 }
 

@@ -155,7 +155,8 @@ std::map<std::pair<std::string, bool>, Codec> codecs() {
                 {"abi", Value::string(m.abi)},
                 {"cpu_threads", num(m.cpu_threads)},
                 {"memory_budget_bytes", num(double(m.memory_budget_bytes))},
-                {"backends", Value::string(m.backends)}});
+                {"backends", Value::string(m.backends)},
+                {"opencl_device_type", m.short_layout ? Value() : Value::string(m.opencl_device_type)}});
   });
   c[{"LOAD_STAGE", false}] = codec<LoadStageRequest>(decode_load_stage_request, [](const LoadStageRequest& m) {
     return obj({{"path", Value::string(m.path)},
@@ -225,7 +226,11 @@ std::map<std::pair<std::string, bool>, Codec> codecs() {
                 {"forward_count", num(double(m.forward_count))},
                 {"backward_count", num(double(m.backward_count))},
                 {"bytes_in", num(double(m.bytes_in))},
-                {"bytes_out", num(double(m.bytes_out))}});
+                {"bytes_out", num(double(m.bytes_out))},
+                {"primary_busy_us", m.short_layout ? Value() : num(double(m.primary_busy_us))},
+                {"secondary_busy_us", m.short_layout ? Value() : num(double(m.secondary_busy_us))},
+                {"temperature_millicelsius", m.has_temperature ? num(m.temperature_millicelsius) : Value()},
+                {"temperature_zone", m.has_temperature ? Value::string(m.temperature_zone) : Value()}});
   });
   c[{"SHUTDOWN", false}] = empty_codec("SHUTDOWN");
   c[{"SHUTDOWN", true}] = empty_codec("SHUTDOWN reply");

@@ -247,7 +247,13 @@ void check_loopback_only(uint16_t port) {
 }
 
 void test_normal_session() {
-  Agent a = start_agent("normal", {"--memory-budget-mb", "64", "--abi", "test-abi"});
+  // A thermal root of its own (--thermal-root; a virtual phone sets CONFIDANT_THERMAL_ROOT instead).
+  const std::string thermal = kTmp + "/thermal";
+  ::mkdir(thermal.c_str(), 0755);
+  ::mkdir((thermal + "/thermal_zone0").c_str(), 0755);
+  agent_test::write_file(thermal + "/thermal_zone0/type", {'c', 'p', 'u', '-', '0', '\n'});
+  agent_test::write_file(thermal + "/thermal_zone0/temp", {'3', '8', '1', '2', '5', '\n'});
+  Agent a = start_agent("normal", {"--memory-budget-mb", "64", "--abi", "test-abi", "--thermal-root", thermal});
   CHECK(wait_port(a));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const std::vector<uint8_t> out = agent_test::read_file(a.stdout_path);
@@ -291,6 +297,10 @@ void test_normal_session() {
   CHECK_EQ(f.header.kind, 0x8009);
   const StatsReply st = decode_stats_reply(f.payload);
   CHECK(st.rss_bytes > 0 && st.peak_rss_bytes >= st.rss_bytes && st.bytes_in > 0 && st.bytes_out > 0);
+  CHECK_MSG(st.has_temperature && st.temperature_millicelsius == 38125 && st.temperature_zone == "cpu-0",
+            "temperature from --thermal-root: " + std::to_string(st.temperature_millicelsius) + " " +
+                st.temperature_zone);
+  CHECK(!st.short_layout && st.primary_busy_us <= st.busy_us && st.secondary_busy_us == 0);
   f = roundtrip(fd, 0x000A, 9, {});
   CHECK_EQ(f.header.kind, 0x800A);
   CHECK_MSG(peer_closed(fd), "connection open after SHUTDOWN");

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { AgentReport, ConfidantService, DatasetPreview, RunDetails, EventMessage, ModelSummary, ParamsOf, RunSummary } from './api/contract.js';
+import type { AgentReport, ConfidantService, DatasetPreview, RunDetails, EventMessage, ModelSummary, ParamsOf, PlanPreview, RunSummary } from './api/contract.js';
 import type { DeviceInfo, TrainEvent } from './api/types.js';
 import { connectAdb, createAdb, type Adb } from './adb/client.js';
 import { adbServerList, parseAdbServer, serverKey } from './adb/servers.js';
@@ -23,6 +23,9 @@ import { chooseTrainingDevices } from './train/training-devices.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from './train/job.js';
 import { checkRunId, listRunSummaries, readRunDetails } from './train/run-details.js';
 import { TryItGenerator } from './onnx/try-it.js';
+import { previewPlan } from './plan/plan-preview.js';
+import { targetMask } from './train/lora-modules.js';
+import { PauseGate } from './train/pause-gate.js';
 
 export interface ServiceOptions {
   repoRoot: string;
@@ -56,7 +59,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
   const phonesRoot = join(stateDir, '.confidant', `app-phones-${process.pid}`);
   const listeners = new Set<(m: EventMessage) => void>();
   const tryIt = new TryItGenerator();
-  const running = new Map<string, AbortController>();
+  const running = new Map<string, { abort: AbortController; pause: PauseGate }>();
   let adb: Adb | null = null;
   const adbServers = adbServerList({ host: '127.0.0.1', port: adbPort }, (opts.adbServers ?? []).map(parseAdbServer));
   const defaultServer = serverKey(adbServers[0]!);
@@ -111,7 +114,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
       if (device.state !== 'device' || device.abis.length === 0) throw new Error(`${id} is not ready (${device.state}): ${device.guidance}`);
       const watcher = w.watchers.find((x) => serverKey(x.adb.endpoint) === device.server) ?? w.watchers[0]!;
       const c = await probeAgentCapabilities(watcher.adb, device.serial, paths.agentBinaries);
-      return { abi: c.abi, cpuThreads: c.cpuThreads, backends: c.backends, opencl: c.opencl };
+      return { abi: c.abi, cpuThreads: c.cpuThreads, backends: c.backends, opencl: c.opencl, openclDeviceType: c.openclDeviceType };
     },
 
     async startVirtualPhones({ count }: ParamsOf<'startVirtualPhones'>): Promise<DeviceInfo[]> {
@@ -137,6 +140,17 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
       return { path: resolve(path), samples, count: details.stats.examples, errors: details.badRows.map((r) => ({ line: r.line, message: r.message })), details };
     },
 
+    async planTraining(p: ParamsOf<'planTraining'>): Promise<PlanPreview> {
+      const devices = chooseTrainingDevices(await currentDevices(), p.serials, defaultServer);
+      const { config } = await openModel(resolve(p.modelPath));
+      const d = DEFAULT_TRAIN_SETTINGS;
+      const settings = {
+        loraRank: d.loraRank, microBatchSize: d.microBatchSize, microBatches: d.microBatches, seqLen: p.seqLen ?? d.seqLen,
+        weightFormat: p.weightFormat ?? d.weightFormat, mode: p.mode ?? d.mode, zoQueries: d.zoQueries, targetMask: targetMask(d.loraModules),
+      };
+      return previewPlan(config, devices, settings, p.layout);
+    },
+
     async startTraining(p: ParamsOf<'startTraining'>): Promise<{ runId: string }> {
       await getAdb();
       // Ids (server/serial) or plain serials of the local server; each server's phones through that server.
@@ -145,6 +159,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         deleteStageOnStop: p.removeStageFiles ?? false,
       });
       const abort = new AbortController();
+      const pause = new PauseGate();
       let resolveStarted!: (runId: string) => void;
       const started = new Promise<string>((res) => (resolveStarted = res));
       const job = runTrainJob({
@@ -160,10 +175,13 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
         mode: p.mode ?? DEFAULT_TRAIN_SETTINGS.mode,
         dataset: p.dataset,
         seqLen: p.dataset?.seqLen ?? DEFAULT_TRAIN_SETTINGS.seqLen,
+        layout: p.layout,
+        replan: p.replan,
+        pause,
         signal: abort.signal,
         onEvent: (e) => {
           if (e.type === 'run-started') {
-            running.set(e.runId, abort);
+            running.set(e.runId, { abort, pause });
             resolveStarted(e.runId);
           }
           if (e.type === 'run-finished') running.delete(e.runId);
@@ -175,9 +193,16 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
     },
 
     async stopTraining({ runId }: ParamsOf<'stopTraining'>): Promise<void> {
-      const abort = running.get(runId);
-      if (!abort) throw new Error(`run ${runId} is not training`);
-      abort.abort();
+      const run = running.get(runId);
+      if (!run) throw new Error(`run ${runId} is not training`);
+      run.abort.abort();
+    },
+
+    async pauseTraining({ runId, paused }: ParamsOf<'pauseTraining'>): Promise<void> {
+      const run = running.get(runId);
+      if (!run) throw new Error(`run ${runId} is not training`);
+      // The job announces the hold ('hold' event) when it reaches the next step boundary, not here.
+      run.pause.set(paused);
     },
 
     async listRuns(): Promise<RunSummary[]> {
@@ -219,7 +244,7 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
 
     async dispose() {
       await tryIt.dispose();
-      for (const abort of running.values()) abort.abort();
+      for (const r of running.values()) r.abort.abort();
       await stopAllAdbAgents(); // an agent that never got a connection would otherwise idle until its timeout
       if (watchers) await watchers.stop();
       if (adb) await stopVirtualPhones(phonesRoot, { adb: { port: adbPort } }).catch(() => undefined);

@@ -24,7 +24,9 @@ function thermalText(d: DeviceInfo): { text: string; title: string } {
 function probeText(p: AgentProbe): string {
   if (p.status === 'probing') return 'Asking the agent…';
   if (p.status === 'failed') return `Agent check failed: ${p.error}`;
-  return [p.report.abi, `${p.report.cpuThreads} threads`, ...p.report.backends].join(' · ');
+  // An OpenCL driver on the CPU (PoCL, some emulators) shares the CPU's cores: say so, a head split cannot gain there.
+  const kind = p.report.openclDeviceType && p.report.openclDeviceType !== 'gpu' ? [`OpenCL runs on the ${p.report.openclDeviceType === 'cpu' ? 'CPU' : p.report.openclDeviceType}`] : [];
+  return [p.report.abi, `${p.report.cpuThreads} threads`, ...p.report.backends, ...kind].join(' · ');
 }
 
 export function DevicesStep({ state, dispatch, api }: StepProps) {

@@ -1,21 +1,12 @@
-// Step 4: start a run on the chosen phones and watch it live (phase, loss curve, tokens/s, one card per phone).
-// It does not plan or schedule anything; it shows the core's events as they arrive.
+// Step 5: start a run on the chosen phones with the Plan step's split and watch it live (phase, loss and tokens/s
+// curves, the pipeline, one card per phone); pause, go on or stop it. It shows the core's events as they arrive.
 import type { StepProps } from '../app.js';
-import type { WeightFormat } from '../../electron/core/model/quantize.js';
-import { startTraining, stopTraining } from '../actions.js';
-import { formatBytes, formatLoss, formatMs, formatPush } from '../format.js';
+import { pauseTraining, startTraining, stopTraining } from '../actions.js';
+import { formatLoss, formatMs } from '../format.js';
 import { LossChart, ThroughputChart } from '../step-chart.js';
 import { PipelineGantt } from '../pipeline-gantt.js';
-import { MAX_STEPS, isTraining, parseWhole, selectedReady, type TrainMode, type WizardState } from '../state.js';
-
-// Labels for the base-weight formats; the core validates the value (contract.ts).
-const BASE_WEIGHT_CHOICES: ReadonlyArray<readonly [WeightFormat, string]> = [
-  ['f32', 'f32 (exact)'],
-  ['f16', 'f16'],
-  ['int8', 'int8'],
-  ['q4_0', '4-bit (q4_0)'],
-  ['fp4', '4-bit (fp4)'],
-];
+import { DeviceCards, phoneName } from '../device-cards.js';
+import { MAX_STEPS, isTraining, parseWhole, selectedReady } from '../state.js';
 
 /** Time left in the largest sensible unit: "45 s", "12 min", "2 h 5 min". */
 function formatEta(ms: number): string {
@@ -25,16 +16,12 @@ function formatEta(ms: number): string {
   return min < 90 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 
-/** A phone's name for labels ("Google Pixel 7"), or its serial when the device list does not know it. */
-function phoneName(state: WizardState, serial: string): string {
-  const info = state.devices.list.find((d) => d.serial === serial);
-  return info ? [info.manufacturer, info.model].filter(Boolean).join(' ') || serial : serial;
-}
-
 const STATUS_TEXT = {
   idle: 'Not started',
   starting: 'Starting',
   running: 'Training',
+  pausing: 'Pausing',
+  paused: 'Paused',
   stopping: 'Stopping',
   finished: 'Finished',
   stopped: 'Stopped',
@@ -56,7 +43,8 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
           <h2>Train</h2>
           <p className="lead">
             LoRA fine-tuning of <span className="mono">{state.model.summary?.modelType ?? 'the model'}</span> on{' '}
-            {phones.length} phone{phones.length === 1 ? '' : 's'}.
+            {phones.length} phone{phones.length === 1 ? '' : 's'}, {t.mode === 'zo' ? 'forward-only P-RGE' : 'backprop (1F1B, AdamW)'}, {t.weightFormat} base
+            weights{state.plan.preview ? `, ${state.plan.preview.stages.length} pipeline stage${state.plan.preview.stages.length === 1 ? '' : 's'} as planned` : ''}.
           </p>
         </div>
         <form
@@ -79,27 +67,6 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
               onChange={(e) => dispatch({ type: 'train-steps', text: e.target.value })}
             />
           </label>
-          <label className="inline" title="Backprop learns faster; P-RGE needs only forward passes (no activations kept, less memory)">
-            <span className="label">Method</span>
-            <select value={t.mode} disabled={running} onChange={(e) => dispatch({ type: 'train-mode', mode: e.target.value as TrainMode })}>
-              <option value="backprop">Backprop (LoRA, AdamW)</option>
-              <option value="zo">P-RGE (forward-only)</option>
-            </select>
-          </label>
-          <label className="inline">
-            <span className="label">Base weights</span>
-            <select
-              value={t.weightFormat}
-              disabled={running}
-              onChange={(e) => dispatch({ type: 'train-weight-format', weightFormat: e.target.value as WeightFormat })}
-            >
-              {BASE_WEIGHT_CHOICES.map(([value, label]) => (
-                <option key={value} value={value}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          </label>
           <label className="inline" title="Stage files stay on the phones by default, so the next run with the same model and split skips the push">
             <input
               type="checkbox"
@@ -109,6 +76,15 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
             />
             <span className="label">Remove weights from phones afterwards</span>
           </label>
+          {running && (
+            <button
+              type="button"
+              disabled={t.runId === null || t.status === 'stopping' || t.status === 'starting' || t.status === 'pausing'}
+              onClick={() => t.runId && void pauseTraining(api, dispatch, t.runId, t.status !== 'paused')}
+            >
+              {t.status === 'paused' ? 'Resume' : t.status === 'pausing' ? 'Pausing…' : 'Pause'}
+            </button>
+          )}
           {running ? (
             <button
               type="button"
@@ -201,67 +177,5 @@ export function TrainStep({ state, dispatch, api }: StepProps) {
         </p>
       )}
     </section>
-  );
-}
-
-function DeviceCards({ state }: { state: WizardState }) {
-  const t = state.train;
-  const serials = t.plan ? t.plan.stages.map((s) => s.serial) : selectedReady(state);
-  const numLayers = state.model.summary?.numLayers ?? null;
-  if (serials.length === 0) return <p className="hint">No phones selected.</p>;
-  return (
-    <ul className="device-cards" aria-label="Phones in this run">
-      {serials.map((serial) => {
-        const info = state.devices.list.find((d) => d.serial === serial);
-        const stage = t.plan?.stages.find((s) => s.serial === serial);
-        const live = t.devices[serial];
-        const push = t.push[serial];
-        const total = info?.ramTotalBytes ?? 0;
-        const used = live?.rssBytes ?? 0;
-        const peak = live?.peakRssBytes ?? 0;
-        // The planning phase's prediction; a re-opened run only has the plan's copy of the same number.
-        const planned = t.plannedBytes[serial] ?? stage?.predictedBytes ?? 0;
-        const pct = (v: number) => (total > 0 ? Math.min(100, (v / total) * 100) : 0);
-        return (
-          <li key={serial} className="device-card" data-testid="device-card">
-            <div className="device-top">
-              <span className="device-name">{info ? phoneName(state, serial) : 'Phone'}</span>
-              <span className="mono sub">{serial}</span>
-            </div>
-            <div className="device-line" title={stage ? `layers [${stage.layerStart}, ${stage.layerEnd})` : undefined}>
-              {stage ? (
-                <>
-                  Layers {stage.layerStart}–{stage.layerEnd - 1}
-                  {numLayers !== null && <span className="sub"> of {numLayers}</span>}
-                  {stage.hasEmbedding && <span className="tag">embedding</span>}
-                  {stage.hasHead && <span className="tag">head</span>}
-                </>
-              ) : (
-                <span className="sub">Waiting for the plan</span>
-              )}
-            </div>
-            <div className="ram" aria-label={`RAM used on ${serial}`}>
-              <div className="ram-bar">
-                <div className="ram-used" style={{ width: `${pct(used)}%` }} />
-                {planned > 0 && <div className="ram-planned" style={{ left: `${pct(planned)}%` }} title={`planned ${formatBytes(planned)}`} />}
-                {peak > 0 && <div className="ram-peak" style={{ left: `${pct(peak)}%` }} title={`peak ${formatBytes(peak)}`} />}
-              </div>
-              <span className="sub" data-testid="ram-text">
-                {[
-                  (live ? `${formatBytes(used)} used` : 'RAM') + (total > 0 ? ` of ${formatBytes(total)}` : ''),
-                  peak > used ? `peak ${formatBytes(peak)}` : '',
-                  planned > 0 ? `planned ${formatBytes(planned)}` : '',
-                ]
-                  .filter(Boolean)
-                  .join(' · ')}
-              </span>
-            </div>
-            <div className="device-line sub">
-              {live ? `busy ${formatMs(live.busyMs)} · step ${live.step}` : push ? formatPush(push) : 'idle'}
-            </div>
-          </li>
-        );
-      })}
-    </ul>
   );
 }

@@ -21,6 +21,15 @@ const staticDir = join(repoRoot, 'build', 'renderer');
 const shotsDir = join(repoRoot, 'test-artifacts', 'e2e');
 const TRAIN_STEPS = 4;
 
+/** Polls `check` until it holds (the page's CSP forbids the string evaluation waitForFunction would need). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 test('the wizard trains, exports and generates against the real core', { skip, timeout: 15 * 60_000 }, async () => {
   assert.ok(existsSync(join(staticDir, 'index.html')), `no built renderer in ${staticDir}: run npm run build:renderer`);
   mkdirSync(shotsDir, { recursive: true });
@@ -102,10 +111,39 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     await shot('data');
     await next();
 
-    // --- 4. Train ---------------------------------------------------------------------------------------------------
-    await page.getByLabel('Steps').fill(String(TRAIN_STEPS));
+    // --- 4. Plan ----------------------------------------------------------------------------------------------------
+    const planStages = page.getByTestId('plan-stage');
+    await page.getByTestId('plan-table').waitFor();
+    assert.equal(await planStages.count(), 2, 'one stage per virtual phone');
+    const memoryBefore = await planStages.first().getByTestId('plan-memory').textContent();
     await page.getByLabel('Base weights').selectOption('int8'); // 1 byte per weight on the phones
+    await until(async () => (await planStages.first().getByTestId('plan-memory').textContent()) !== memoryBefore, 'the plan follows the format');
+    // Move one layer from the second phone to the first and see the prediction follow.
+    const layersOf = async () => Promise.all((await page.getByTestId('plan-layers').all()).map(async (l) => Number(await l.textContent())));
+    const suggested = await layersOf();
+    assert.equal(suggested.reduce((a, b) => a + b, 0), 5, `stories260K has 5 layers: ${suggested}`);
+    const [grow, take] = suggested[1]! > 1 ? [0, 1] : [1, 0];
+    await page.getByRole('button', { name: `one layer more on stage ${grow + 1}` }).click();
+    const edited = suggested.map((n, i) => (i === grow ? n + 1 : i === take ? n - 1 : n));
+    await until(async () => (await layersOf()).join() === edited.join() && (await page.getByTestId('plan-summary').getAttribute('aria-busy')) === 'false', 'the edited split is predicted');
+    assert.equal(await page.getByLabel('Re-plan from measured speeds when clearly faster').isChecked(), false, 'an edited split is kept by the run');
+    assert.equal(await page.getByRole('button', { name: 'Back to the suggested split' }).count(), 1);
+    assert.equal(await page.getByTestId('heads-map').count(), 2, 'a heads picture per stage');
+    await shot('plan');
+    await next();
+
+    // --- 5. Train ---------------------------------------------------------------------------------------------------
+    await page.getByLabel('Steps').fill(String(TRAIN_STEPS));
     await page.getByRole('button', { name: 'Start training' }).click();
+    // Pause as soon as the run exists: the job holds before its first step, with the phones loaded.
+    const pause = page.getByRole('button', { name: 'Pause' });
+    await page.locator('button:has-text("Pause"):not([disabled])').waitFor();
+    await pause.click();
+    await page.getByTestId('train-status').filter({ hasText: /Paused|Failed/ }).waitFor({ timeout: 5 * 60_000 });
+    await shot('train-paused');
+    assert.equal(await page.getByTestId('train-status').textContent(), 'Paused', `the run did not pause: ${await page.getByRole('alert').allTextContents()}`);
+    assert.equal(await page.getByTestId('loss-chart').getAttribute('data-points'), '0', 'held before the first step');
+    await page.getByRole('button', { name: 'Resume' }).click();
     // The first loss point, or the run's end (a failed run never draws one; its error is asserted below).
     await page
       .locator('[data-testid=loss-chart]:not([data-points="0"])')
@@ -120,6 +158,10 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     const points = Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
     assert.equal(points, TRAIN_STEPS, 'one loss point per step reached the page');
     assert.ok((await page.getByTestId('device-card').count()) >= 1, 'device cards shown');
+    // Each card: the heads of its layers by backend, and the temperature its agent read from the phone's own zones.
+    assert.equal(await page.getByTestId('device-card').getByTestId('heads-map').count(), 2);
+    assert.match((await page.getByTestId('device-temperature').first().getAttribute('title')) ?? '', /thermal zone \S+, read by the agent/);
+    assert.match((await page.getByTestId('device-activity').first().textContent()) ?? '', /busy \d+%/);
     // The last step's pipeline: a forward and a backward bar per micro-batch on each of the 2 stages.
     const gantt = page.getByTestId('pipeline-gantt');
     await gantt.scrollIntoViewIfNeeded();
@@ -138,11 +180,15 @@ test('the wizard trains, exports and generates against the real core', { skip, t
       .map((l) => JSON.parse(l) as { type: string })
       .filter((e) => e.type === 'step');
     assert.equal(stepEvents.length, points, 'every step event in events.jsonl reached the page');
-    const runJson = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { settings: { weightFormat: string } };
+    const runJson = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { settings: { weightFormat: string; replan: boolean }; plan: { stages: Array<{ layerStart: number; layerEnd: number }> } };
     assert.equal(runJson.settings.weightFormat, 'int8', 'the base-weight choice reached the run');
+    assert.deepEqual(runJson.plan.stages.map((st) => st.layerEnd - st.layerStart), edited, 'the run trained on the edited split');
+    assert.equal(runJson.settings.replan, false);
+    const holds = readFileSync(join(runDir, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; paused?: boolean; step?: number }).filter((e) => e.type === 'hold');
+    assert.deepEqual(holds.map((e) => [e.paused, e.step]), [[true, 1], [false, 1]], 'one hold before step 1, released');
     await next();
 
-    // --- 5. Export --------------------------------------------------------------------------------------------------
+    // --- 6. Export --------------------------------------------------------------------------------------------------
     const outDir = join(outRoot, 'adapter-peft');
     await page.getByLabel('Output folder').fill(outDir);
     await page.getByRole('button', { name: 'Export PEFT' }).click();
@@ -151,7 +197,7 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     await shot('export');
     await next();
 
-    // --- 6. Try it --------------------------------------------------------------------------------------------------
+    // --- 7. Try it --------------------------------------------------------------------------------------------------
     await page.getByLabel('Max tokens').fill('16');
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.getByTestId('generated').or(page.getByRole('alert')).waitFor();

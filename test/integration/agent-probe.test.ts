@@ -1,15 +1,18 @@
 // `confidant devices --agent` and `--clean` against a virtual phone on a private real adb server: the agent is pushed to its own
 // probe folder, started, asked (HELLO) and stopped; the report names the phone's ABI and the CPU backend, and an
-// agent that was already running on the phone (a training run's) is left alone.
+// agent that was already running on the phone (a training run's) is left alone. Also: the agent on a virtual phone
+// reports that phone's thermal zones in STATS (not the workstation's) and its OpenCL device type in HELLO.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createAdb } from '../../electron/core/adb/client.js';
 import { installAgent, startAgent, stopAgent } from '../../electron/core/adb/agent-deploy.js';
 import { runShell } from '../../electron/core/adb/shell.js';
+import { openTcp } from '../../electron/core/adb/tunnel.js';
+import { AgentClient } from '../../electron/core/protocol/agent-client.js';
 import { PROBE_DIR } from '../../electron/core/deploy/agent-probe.js';
 import { findAgentBinaries } from '../../electron/core/paths.js';
 import { startVirtualPhones, stopVirtualPhones, type VirtualPhoneRecord } from '../../electron/core/virtual-phone/manager.js';
@@ -84,4 +87,39 @@ test('devices --clean stops Confidant\'s agents and removes its folder from the 
   // Through the real adb command line, as a user would check.
   const ls = spawnSync('adb', ['-P', String(PORT), '-s', phone.serial, 'shell', `ls -d ${installed.remoteDir} 2>&1 || true`], { encoding: 'utf8' });
   assert.match(ls.stdout, /No such file/, `the folder is still there: ${ls.stdout}`);
+});
+
+test('the agent on a virtual phone reads the phone\'s own thermal zones for STATS and names its OpenCL device type', { skip, timeout: 120_000 }, async () => {
+  const adb = createAdb((server as TestAdbServer).endpoint);
+  const installed = await installAgent(adb, phone.serial, { agents: findAgentBinaries(repoRoot()) });
+  const agent = await startAgent(adb, phone.serial, installed, { memoryBudgetMb: 64 });
+  const client = await AgentClient.connect(await openTcp(adb, phone.serial, agent.port), { token: agent.token, label: phone.serial });
+  try {
+    // The phone's zones as its sandbox holds them (sandbox.ts thermalZonesOf): CPU cores and the GPU are the chip.
+    const thermal = join(phone.sandboxDir, 'sys/class/thermal');
+    const zones = readdirSync(thermal).map((dir) => ({
+      dir: join(thermal, dir),
+      type: readFileSync(join(thermal, dir, 'type'), 'utf8').trim(),
+      milliC: Number(readFileSync(join(thermal, dir, 'temp'), 'utf8')),
+    }));
+    const chip = zones.filter((z) => /^(cpu|gpuss)-/.test(z.type)).sort((a, b) => b.milliC - a.milliC);
+    assert.ok(chip.length >= 2, JSON.stringify(zones));
+    let st = await client.stats();
+    assert.deepEqual([st.temperatureMillicelsius, st.temperatureZone], [chip[0]!.milliC, chip[0]!.type], JSON.stringify(zones));
+    // A zone the workstation cannot have: the GPU at 81.375 C is what the next STATS reports.
+    const gpu = chip.find((z) => z.type.startsWith('gpuss-'))!;
+    writeFileSync(join(gpu.dir, 'temp'), '81375\n');
+    st = await client.stats();
+    assert.deepEqual([st.temperatureMillicelsius, st.temperatureZone], [81375, gpu.type]);
+    assert.equal(st.primaryBusyUs, 0);
+    assert.equal(st.secondaryBusyUs, 0);
+    // HELLO: no OpenCL here, or PoCL's CPU device (type cpu), never a guess from the name.
+    const caps = client.capabilities;
+    if (!caps.opencl) assert.equal(caps.openclDeviceType, null);
+    else if (caps.backends.some((b) => /^opencl\((pthread|cpu)-/.test(b))) assert.equal(caps.openclDeviceType, 'cpu', caps.backends.join(', '));
+    else assert.ok(caps.openclDeviceType !== null, caps.backends.join(', '));
+  } finally {
+    client.close();
+    await stopAgent(adb, phone.serial, installed.remoteDir);
+  }
 });

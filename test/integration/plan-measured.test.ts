@@ -142,7 +142,8 @@ test('plan from PROFILE measurements: profiles and splits recorded, prediction v
  * The redeploy path. Local agents on one machine cannot be made reliably unequal (one thread is as fast as two on
  * this loaded machine; the reference backend is 30-90x slower, too slow for a test), so this deployer reports
  * local-slow's PROFILE times 4x: everything else (agents, stage files, training) is real. With 4 layers the deployed
- * 2 + 2 has local-slow's 2 x 4 = 8 layer-units as bottleneck against 1 x 4 vs 3 x 1 for 1 + 3: ~50% faster.
+ * 2 + 2 has local-slow's 2 x 4 = 8 layer-units as bottleneck; local-fast alone (4 x 1, no transfer, no bubble) is
+ * predicted faster than any split that keeps the slow phone, so the planner leaves it out (measured 552 vs 949 ms).
  */
 class SlowProfileDeployer implements StageDeployer {
   readonly description = 'local agents, one reporting 4x PROFILE times';
@@ -166,7 +167,7 @@ class SlowProfileDeployer implements StageDeployer {
   }
 }
 
-test('a measured plan predicted >10% faster is redeployed: the slow device gets fewer layers, training goes on', { skip, timeout: 180_000 }, async () => {
+test('a measured plan predicted >10% faster is redeployed: the 4x slower phone is left out, training goes on on the other', { skip, timeout: 180_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'confidant-plan-redeploy-'));
   try {
     const modelDir = join(dir, 'model');
@@ -188,11 +189,12 @@ test('a measured plan predicted >10% faster is redeployed: the slow device gets 
     for (const m of run.measured.peakRssBytes) rows.push(`${m.serial}: predicted ${(m.predictedBytes / 2 ** 20).toFixed(1)} MiB, peak RSS ${(m.bytes / 2 ** 20).toFixed(1)} MiB`);
     process.stdout.write(rows.map((r) => `# ${r}\n`).join(''));
     assert.equal(run.planning.replan.redeployed, true, rows.join('\n'));
-    const slow = run.plan.stages.find((s) => s.serial === 'local-slow')!;
-    assert.equal(slow.layerEnd - slow.layerStart, 1, rows.join('\n'));
+    assert.deepEqual(run.plan.stages.map((s) => [s.serial, s.layerStart, s.layerEnd]), [['local-fast', 0, 4]], rows.join('\n'));
+    assert.match(run.planning.replan.reason, /local-slow is left out: it would slow the pipeline/, rows.join('\n'));
     const phases = events.flatMap((e) => (e.type === 'phase' ? [`${e.phase}: ${e.detail}`] : []));
     assert.ok(phases.some((d) => /^plan: re-planned on measured profiles.*redeploying/.test(d)), phases.join(' | '));
     assert.equal(phases.filter((d) => d.startsWith('deploy: packing')).length, 2, 'deployed twice');
+    assert.deepEqual(run.measured.peakRssBytes.map((m) => m.serial), ['local-fast'], 'only the phone that trained is measured');
     for (const m of run.measured.peakRssBytes) {
       assert.ok(Math.abs(m.predictedBytes - m.bytes) / m.bytes < MEMORY_TOLERANCE, `memory after the redeploy:\n${rows.join('\n')}`);
     }

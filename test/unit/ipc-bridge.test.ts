@@ -39,7 +39,7 @@ function fakeService() {
     },
     async probeDevice(params) {
       calls.push({ method: 'probeDevice', params });
-      return { abi: 'x86_64', cpuThreads: 2, backends: ['cpu(avx2 x2)'], opencl: false };
+      return { abi: 'x86_64', cpuThreads: 2, backends: ['cpu(avx2 x2)'], opencl: false, openclDeviceType: null };
     },
     async startVirtualPhones(params) {
       calls.push({ method: 'startVirtualPhones', params });
@@ -49,8 +49,10 @@ function fakeService() {
       throw new Error('config.json is missing in /m: point at a Hugging Face model folder');
     },
     previewDataset: async (p) => ({ path: p.path, samples: [], count: 0, errors: [] }),
+    planTraining: async () => Promise.reject(new Error('no phones here')),
     startTraining: async () => ({ runId: 'run-1' }),
     stopTraining: async () => {},
+    pauseTraining: async () => {},
     listRuns: async () => [],
     exportAdapter: async (p) => ({ outDir: p.outDir, files: [] }),
     generate: async () => ({ text: '' }),

@@ -19,6 +19,8 @@ test('every method named in the brief is in the contract', () => {
     'listDevices',
     'listRuns',
     'openRun',
+    'pauseTraining',
+    'planTraining',
     'previewDataset',
     'probeDevice',
     'startTraining',
@@ -70,6 +72,12 @@ test('validateCall names the method and every bad field', () => {
   check('inspectModel', { path: '   ' }, /model path is empty/);
   check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: [], steps: 0 }, /select at least one device/, /steps/);
   check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: ['a'], steps: 1, weightFormat: 'q3' }, /weightFormat must be one of f32, f16, int8, q4_0, fp4/);
+  check('planTraining', { modelPath: 'm', serials: ['a'], seqLen: 4 }, /seqLen must be at least 8/);
+  check('planTraining', { modelPath: 'm', serials: ['a'], layout: [] }, /layout needs at least one stage/);
+  check('planTraining', { modelPath: 'm', serials: ['a'], layout: [{ serial: 'a', layerStart: -1, layerEnd: 2.5 }] }, /layout\.0\.layerStart: layerStart must be at least 0/, /layout\.0\.layerEnd: layerEnd must be a whole number/);
+  check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: ['a'], steps: 1, layout: [{ serial: 'a', layerStart: 0, layerEnd: 2, extra: 1 }] }, /extra/);
+  check('startTraining', { modelPath: 'm', datasetPath: 'd', serials: ['a'], steps: 1, replan: 'no' }, /replan must be true or false/);
+  check('pauseTraining', { runId: 'r' }, /paused must be true or false/);
   check('exportAdapter', { runId: 'r', format: 'onnx', outDir: 'o' }, /format must be 'peft', 'gguf' or 'merged'/);
   check('generate', { runId: 'r', prompt: 'p', maxTokens: 1e6 }, /maxTokens must be at most 4096/);
   check('listRuns', 'not an object');
@@ -85,8 +93,10 @@ function stubService(overrides: Partial<ConfidantService>): ConfidantService {
     startVirtualPhones: fail,
     inspectModel: fail,
     previewDataset: fail,
+    planTraining: fail,
     startTraining: fail,
     stopTraining: fail,
+    pauseTraining: fail,
     listRuns: fail,
     exportAdapter: fail,
     generate: fail,
@@ -101,7 +111,7 @@ test('dispatchCall passes validated params to the service and wraps results and 
   const service = stubService({
     async inspectModel(p) {
       seen.push(p);
-      return { path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260000, source: 'hf' as const, numHeads: 8, numKvHeads: 4, storage: [['F32', 260_000]] as [string, number][], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false };
+      return { path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, intermediateSize: 172, vocabSize: 512, paramCount: 260000, source: 'hf' as const, numHeads: 8, numKvHeads: 4, storage: [['F32', 260_000]] as [string, number][], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false };
     },
     async stopTraining() {},
     async previewDataset() {

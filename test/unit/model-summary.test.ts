@@ -38,7 +38,7 @@ test('an HF folder and its GGUF (F16) have the same facts but their own storage 
   await writeLlamaGguf(folder, ggufPath, { dtype: 'f16', vocab: await folderSpmVocab(folder) });
   const gguf = modelFacts(await openModel(ggufPath));
   assert.equal(gguf.source, 'gguf');
-  for (const k of ['modelType', 'numLayers', 'hiddenSize', 'numHeads', 'numKvHeads', 'vocabSize', 'paramCount', 'tiedEmbeddings'] as const) {
+  for (const k of ['modelType', 'numLayers', 'hiddenSize', 'intermediateSize', 'numHeads', 'numKvHeads', 'vocabSize', 'paramCount', 'tiedEmbeddings'] as const) {
     assert.equal(gguf[k], hf[k], k);
   }
   // Matrices F16, norms (1-D) F32, as llama.cpp's converter stores them.

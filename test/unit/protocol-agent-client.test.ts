@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AgentClient, AgentConnectionError, AgentError } from '../../electron/core/protocol/agent-client.js';
+import { AgentClient, AgentConnectionError, AgentError, parseOpenclDeviceType } from '../../electron/core/protocol/agent-client.js';
 import { encodeReply, type Tensor } from '../../electron/core/protocol/messages.js';
 import { encodeFrame, ProtocolError } from '../../electron/core/protocol/wire.js';
 import { findRepoRoot as repoRoot } from '../../electron/core/paths.js';
@@ -99,6 +99,7 @@ test('HELLO goes out as the fixture bytes and the capabilities come from the fix
       { name: 'opencl', detail: 'QUALCOMM Adreno(TM) 740 (OpenCL 3.0)' },
     ],
     opencl: true,
+    openclDeviceType: 'gpu',
   });
   client.close();
   await s.scriptDone;
@@ -195,6 +196,10 @@ test('a non-closing ERROR rejects that request only; the next request is answere
   const stats = await client.stats();
   assert.equal(stats.bytesOut, 0x4_0506_0708);
   assert.equal(stats.rssBytes, 0x1_0a0b_0c0d);
+  assert.equal(stats.primaryBusyUs, 0x1_c000_0f21);
+  assert.equal(stats.secondaryBusyUs, 0x1_0203_0a05);
+  assert.equal(stats.temperatureMillicelsius, 47250);
+  assert.equal(stats.temperatureZone, 'cpu-1-4-usr');
   client.close();
   await s.scriptDone;
 });
@@ -317,6 +322,36 @@ test('shutdown resolves on the acknowledgement and leaves the client closed', as
   assert.equal(client.isOpen, false);
   assert.equal((await client.whenClosed()).reason, 'shut-down');
   await s.scriptDone;
+});
+
+test('an older agent: HELLO without the OpenCL device type and STATS without the per-backend fields still work', async () => {
+  const s = await session(async (peer) => {
+    const hello = await peer.nextFrame();
+    peer.socket.write(fixture('hello_reply_short', hello.requestId));
+    const stats = await peer.nextFrame();
+    peer.socket.write(fixture('stats_reply_short', stats.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  assert.equal(client.capabilities.opencl, true);
+  assert.equal(client.capabilities.openclDeviceType, null);
+  const stats = await client.stats();
+  assert.equal(stats.busyUs, 0x2_0000_1234);
+  assert.deepStrictEqual(
+    [stats.primaryBusyUs, stats.secondaryBusyUs, stats.temperatureMillicelsius, stats.temperatureZone],
+    [undefined, undefined, undefined, undefined],
+  );
+  client.close();
+  await s.scriptDone;
+});
+
+test('HELLO opencl_device_type: known types kept, no OpenCL is null, an unknown name is other', () => {
+  assert.equal(parseOpenclDeviceType('cpu'), 'cpu');
+  assert.equal(parseOpenclDeviceType('gpu'), 'gpu');
+  assert.equal(parseOpenclDeviceType('accelerator'), 'accelerator');
+  assert.equal(parseOpenclDeviceType('custom'), 'other');
+  assert.equal(parseOpenclDeviceType(''), null);
+  assert.equal(parseOpenclDeviceType(undefined), null);
 });
 
 test('a HELLO reply with another protocol version is refused', async () => {

@@ -26,6 +26,33 @@ test('a payload one byte short names the field it ran out in', () => {
   );
 });
 
+test('STATS: the fields added within version 1 come together; a reply cut inside them names the field', () => {
+  const base = { rssBytes: 1, peakRssBytes: 2, busyUs: 3, forwardCount: 4, backwardCount: 5, bytesIn: 6, bytesOut: 7 };
+  const full = { ...base, primaryBusyUs: 2, secondaryBusyUs: 1, temperatureMillicelsius: -5250, temperatureZone: 'skin' };
+  const payload = bytes(encodeReply('STATS', full));
+  assert.equal(payload.length, 56 + 16 + 1 + 4 + 4 + 4);
+  assert.deepStrictEqual(decodeReply('STATS', payload), full);
+  const cold = bytes(encodeReply('STATS', { ...base, primaryBusyUs: 2, secondaryBusyUs: 1 }));
+  assert.equal(cold.length, 56 + 16 + 1);
+  assert.deepStrictEqual(decodeReply('STATS', cold), { ...base, primaryBusyUs: 2, secondaryBusyUs: 1 });
+  assert.throws(() => decodeReply('STATS', payload.subarray(0, 56 + 12)), /while reading secondary_busy_us/);
+  assert.throws(() => encodeReply('STATS', { ...base, primaryBusyUs: 2 }), /primaryBusyUs and secondaryBusyUs go together/);
+  assert.throws(() => encodeReply('STATS', { ...base, temperatureMillicelsius: 40000, temperatureZone: 'cpu' }), /go together/);
+  assert.throws(
+    () => encodeReply('STATS', { ...base, primaryBusyUs: 2, secondaryBusyUs: 1, temperatureMillicelsius: 40000 }),
+    /temperatureMillicelsius and temperatureZone go together/,
+  );
+});
+
+test('HELLO: an older agent\'s reply ends after backends and decodes without openclDeviceType', () => {
+  const hello = { agentVersion: 'v', protocolVersion: 1, abi: 'x86_64', cpuThreads: 2, memoryBudgetBytes: 0, backends: 'cpu(avx2 x2)' };
+  const short = bytes(encodeReply('HELLO', hello));
+  assert.deepStrictEqual(decodeReply('HELLO', short), hello);
+  const withType = bytes(encodeReply('HELLO', { ...hello, openclDeviceType: '' }));
+  assert.equal(withType.length, short.length + 4);
+  assert.deepStrictEqual(decodeReply('HELLO', withType), { ...hello, openclDeviceType: '' });
+});
+
 test('bytes left after the last field are an error', () => {
   const payload = concatBytes([...encodeRequest('GET_LORA', { flags: 1 }), new Uint8Array([0])]);
   assert.throws(() => decodeRequest('GET_LORA', payload), /GET_LORA request: 1 unexpected bytes after the last field/);

@@ -7,6 +7,7 @@ import type { ModelSummary } from '../../electron/core/api/contract.js';
 import {
   blocker,
   canVisit,
+  currentPlanKey,
   initialState,
   isDone,
   parseDecimal,
@@ -17,6 +18,7 @@ import {
   type WizardState,
 } from '../../renderer/state.js';
 import { formatPush } from '../../renderer/format.js';
+import { planLoaded } from '../support/renderer-fixtures.js';
 
 function device(serial: string, state = 'device'): DeviceInfo {
   return {
@@ -44,7 +46,7 @@ function device(serial: string, state = 'device'): DeviceInfo {
 
 const run = (state: WizardState, ...actions: Action[]) => actions.reduce(reducer, state);
 const summary: ModelSummary = {
-  path: '/m', source: 'hf', modelType: 'llama', numLayers: 5, hiddenSize: 64, numHeads: 8, numKvHeads: 4, vocabSize: 512, paramCount: 260_000,
+  path: '/m', source: 'hf', modelType: 'llama', numLayers: 5, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, vocabSize: 512, paramCount: 260_000,
   storage: [['F32', 260_000]], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false,
 };
 const preview = { path: '/d.jsonl', samples: ['hello'], count: 10, errors: [{ line: 3, message: 'not JSON' }] };
@@ -63,10 +65,9 @@ const ev = {
   finished: (ok: boolean, runId = 'r1', error?: string): TrainEvent => ({ type: 'run-finished', runId, runDir: `/runs/${runId}`, ok, error, timeMs: 9 }),
 };
 const event = (data: TrainEvent): Action => ({ type: 'event', message: { event: 'train-event', data } });
-
 /** A state that has passed devices, model and data. */
 function atTrain(): WizardState {
-  return run(
+  const atPlan = run(
     initialState(),
     { type: 'devices-loaded', devices: [device('A'), device('B')] },
     { type: 'next' },
@@ -75,6 +76,7 @@ function atTrain(): WizardState {
     { type: 'data-loaded', preview },
     { type: 'next' },
   );
+  return run(atPlan, planLoaded(atPlan), { type: 'next' });
 }
 
 test('Next is blocked until each step is valid; Back is always allowed', () => {
@@ -96,10 +98,18 @@ test('Next is blocked until each step is valid; Back is always allowed', () => {
   s = run(s, { type: 'data-loaded', preview: { ...preview, count: 0 } });
   assert.match(blocker(s)!, /no usable samples/);
   s = run(s, { type: 'data-loaded', preview }, { type: 'next' });
+  assert.equal(s.step, 'plan');
+  assert.match(blocker(s)!, /Working out the plan/);
+  s = run(s, { type: 'plan-failed', key: currentPlanKey(s), error: 'the model does not fit on these 1 device(s)' }, { type: 'next' });
+  assert.equal(s.step, 'plan');
+  assert.match(blocker(s)!, /does not work out/);
+  s = run(s, planLoaded(s, [false, true]));
+  assert.match(blocker(s)!, /Over its memory budget: A/);
+  s = run(s, planLoaded(s), { type: 'next' });
   assert.equal(s.step, 'train');
   assert.match(blocker(s)!, /Train for at least one step/);
 
-  s = run(s, { type: 'back' }, { type: 'back' }, { type: 'back' }, { type: 'back' });
+  s = run(s, { type: 'back' }, { type: 'back' }, { type: 'back' }, { type: 'back' }, { type: 'back' });
   assert.equal(s.step, 'devices');
 });
 
@@ -138,7 +148,7 @@ test('pushed device lists update the table like a poll; agent checks are kept pe
   assert.equal(s.train.status, 'idle', 'a devices event is not a train event');
   s = run(s, { type: 'probe-started', id: 'A' }, { type: 'probe-failed', id: 'B', error: 'not ready' });
   assert.deepEqual(s.devices.probes.A, { status: 'probing' });
-  const report = { abi: 'arm64-v8a', cpuThreads: 8, backends: ['cpu(neon x8)', 'opencl(Adreno 740)'], opencl: true };
+  const report = { abi: 'arm64-v8a', cpuThreads: 8, backends: ['cpu(neon x8)', 'opencl(Adreno 740)'], opencl: true, openclDeviceType: 'gpu' };
   s = reducer(s, { type: 'probe-done', id: 'A', report });
   assert.deepEqual(s.devices.probes.A, { status: 'done', report });
   assert.deepEqual(s.devices.probes.B, { status: 'failed', error: 'not ready' });

@@ -21,12 +21,14 @@ const service: ConfidantService = {
     calls.push({ method: 'startVirtualPhones', params: p });
     return [];
   },
-  inspectModel: async (p) => ({ path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, vocabSize: 512, paramCount: 260_000, source: 'hf' as const, numHeads: 8, numKvHeads: 4, storage: [['F32', 260_000]] as [string, number][], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false }),
+  inspectModel: async (p) => ({ path: p.path, modelType: 'llama', numLayers: 5, hiddenSize: 64, intermediateSize: 172, vocabSize: 512, paramCount: 260_000, source: 'hf' as const, numHeads: 8, numKvHeads: 4, storage: [['F32', 260_000]] as [string, number][], ropeScaling: null, slidingWindow: null, tiedEmbeddings: true, attentionBias: false }),
   previewDataset: async () => {
     throw new Error('data.jsonl does not exist: check the path');
   },
+  planTraining: async () => Promise.reject(new Error('no phones here')),
   startTraining: async () => ({ runId: 'run-1' }),
   stopTraining: async () => {},
+  pauseTraining: async () => {},
   listRuns: async () => [],
   exportAdapter: async (p) => ({ outDir: p.outDir, files: [] }),
   generate: async () => ({ text: 'hello' }),

@@ -1,5 +1,6 @@
-// PROFILE reply -> the planner's DeviceProfile (train/profile-plan.ts) on the protocol fixture, the re-plan decision
-// and the measured bubble (plan/measured-bubble.ts), each against numbers worked out by hand here.
+// PROFILE reply -> the planner's DeviceProfile (train/measured-plan.ts) on the protocol fixture, the head split and
+// re-plan decisions, measureStages against a scripted agent (train/profile-plan.ts) and the measured bubble
+// (plan/measured-bubble.ts), each against numbers worked out by hand here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -9,7 +10,10 @@ import { parseProfileResult } from '../../electron/core/protocol/profile.js';
 import { chooseHeadSplit, kvGroupStepFor } from '../../electron/core/plan/head-split.js';
 import { DEFAULT_LINK_BYTES_PER_SEC } from '../../electron/core/plan/default-profile.js';
 import { measuredBubble, theoreticalBubble } from '../../electron/core/plan/measured-bubble.js';
-import { openclSharesCpuCores, profileToDeviceProfile, replan, REPLAN_MIN_GAIN } from '../../electron/core/train/profile-plan.js';
+import { headSplitDecision, MIN_SPLIT_GAIN, profileToDeviceProfile, replan, REPLAN_MIN_GAIN } from '../../electron/core/train/measured-plan.js';
+import { measureStages, type ProfilableStage } from '../../electron/core/train/profile-plan.js';
+import type { HeadSplit } from '../../electron/core/plan/head-split.js';
+import type { LayerSplit } from '../../electron/core/protocol/messages.js';
 import type { DeviceProfile } from '../../electron/core/plan/partition.js';
 import { repoRoot } from '../support/local-agent.js';
 
@@ -95,9 +99,50 @@ test('4-bit weights: KV groups move in steps whose o_proj slice is a multiple of
   assert.ok(stepped.gpuKvGroups % 3 === 0, `${stepped.gpuKvGroups}`);
 });
 
-test('PoCL CPU devices are recognised as sharing the CPU cores; phone GPUs are not', () => {
-  assert.equal(openclSharesCpuCores('pthread-skylake-avx512-Intel(R) Xeon(R) Processor (OpenCL 3.0, 2 CUs)'), true);
-  assert.equal(openclSharesCpuCores('cpu-haswell-AMD EPYC (OpenCL 3.0, 8 CUs)'), true);
-  assert.equal(openclSharesCpuCores('QUALCOMM Adreno(TM) 740 (OpenCL 3.0)'), false);
-  assert.equal(openclSharesCpuCores('Mali-G710 r0p0 (OpenCL 3.0, 10 CUs)'), false);
+test('a head split is applied only on a non-CPU OpenCL device and for a gain of MIN_SPLIT_GAIN; a kept split as it was', () => {
+  const split = (layerMsSplit: number): HeadSplit => ({ gpuKvGroups: 2, gpuMlpCols: 64, layerMsSplit, layerMsUnsplit: 10 } as HeadSplit);
+  const gpu = { opencl: true, openclDeviceType: 'gpu' as const, name: 'QUALCOMM Adreno(TM) 740 (OpenCL 3.0)' };
+  const pocl = { opencl: true, openclDeviceType: 'cpu' as const, name: 'pthread-skylake-avx512-Intel(R) Xeon(R) Processor (OpenCL 3.0, 2 CUs)' };
+  assert.deepEqual(headSplitDecision(split(6), gpu, false), { apply: true });
+  // The type decides, not the name: a GPU named like PoCL is a GPU, a CPU device with a GPU-like name is not.
+  assert.deepEqual(headSplitDecision(split(6), { ...gpu, name: 'pthread-gpu' }, false), { apply: true });
+  const onCpu = headSplitDecision(split(6), { ...pocl, name: 'Adreno' }, false);
+  assert.equal(onCpu.apply, false);
+  assert.match(onCpu.why!, /OpenCL device Adreno is a CPU device \(CL_DEVICE_TYPE_CPU\)/);
+  // Gain: 1 - 9.5 / 10 = 5% < 10%; exactly (1 - MIN_SPLIT_GAIN) x unsplit is not enough either.
+  const small = headSplitDecision(split(9.5), gpu, false);
+  assert.equal(small.apply, false);
+  assert.match(small.why!, /predicted layer gain 5\.0% < 10%/);
+  assert.equal(headSplitDecision(split(10 * (1 - MIN_SPLIT_GAIN)), gpu, false).apply, false);
+  // A resumed run's split is applied as recorded, even where a fresh choice would not be (same numbers as before).
+  assert.deepEqual(headSplitDecision(split(9.5), pocl, true), { apply: true });
+  assert.deepEqual(headSplitDecision({ ...split(6), gpuKvGroups: 0, gpuMlpCols: 0 }, gpu, true), { apply: false });
+  // Without an OpenCL backend there is nothing to apply.
+  assert.equal(headSplitDecision(split(6), { opencl: false, openclDeviceType: null, name: '' }, false).apply, false);
+});
+
+test('measureStages sends SET_SPLIT to a GPU agent and not to an agent whose OpenCL device is of type CPU', async () => {
+  const sent = new Map<string, LayerSplit[]>();
+  const stage = (serial: string, openclDeviceType: 'gpu' | 'cpu'): ProfilableStage => ({
+    serial, layerStart: 4, layerEnd: 6,
+    client: {
+      profile: async () => reply,
+      setSplit: async (s: LayerSplit[]) => void sent.set(serial, s),
+      getLora: async () => [],
+      stats: async () => ({ rssBytes: 100 << 20 }),
+      capabilities: { backends: ['cpu(neon x4)', 'opencl(x)'], opencl: true, openclDeviceType },
+    },
+  });
+  const facts = (serial: string) => ({ serial, budgetBytes: 2 ** 33 });
+  const shape = { microBatchSize: 4, seqLen: 256, mode: 'backprop' as const, zoQueries: 1, relay: 'f16' as const, weightFormat: 'f32' as const };
+  const [g, c] = await measureStages(config, [stage('gpu-phone', 'gpu'), stage('pocl-host', 'cpu')], facts, shape);
+  const want = chooseHeadSplit(config, reply);
+  assert.ok(g.splitApplied && g.splitError === undefined, g.splitError);
+  assert.deepEqual(sent.get('gpu-phone'), [0, 1].map(() => ({ gpuKvGroups: want.gpuKvGroups, gpuMlpCols: want.gpuMlpCols })));
+  assert.equal(c.splitApplied, false);
+  assert.match(c.splitError!, /CL_DEVICE_TYPE_CPU/);
+  assert.equal(sent.has('pocl-host'), false);
+  // The applied split makes the GPU phone's profile faster; the other keeps the CPU's layer times.
+  close(c.device.layerForwardMs, 12.625, 'unsplit forward');
+  close(g.device.layerForwardMs, 12.625 * (want.layerMsSplit / want.layerMsUnsplit), 'split forward');
 });

@@ -1,6 +1,6 @@
-// `confidant plan`: which layers each ready phone would train, predicted memory against its budget, the
-// CPU/GPU head split and the predicted step time, without deploying anything. Speeds are the documented defaults
-// (plan/default-profile.ts) since PROFILE needs the stage deployed on the phone; the output says so.
+// `confidant plan`: which layers each ready phone would train, which phones are left out and why, predicted memory
+// against its budget, the CPU/GPU head split and the predicted step time, without deploying anything. Speeds are the
+// documented defaults (plan/default-profile.ts) since PROFILE needs the stage deployed on the phone; the output says so.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { bundledPaths } from '../../core/paths.js';
@@ -58,13 +58,15 @@ export async function planCommand(argv: string[]): Promise<void> {
     return;
   }
   const mib = (x: number) => `${(x / 2 ** 20).toFixed(0)} MiB`;
-  console.log(`plan for ${modelDir} (${config.numLayers} layers), ${mode}, ${settings.microBatches} x [${settings.microBatchSize}, ${settings.seqLen}], ${weightFormat} weights; ${plan.orderSearch} compared`);
+  console.log(`plan for ${modelDir} (${config.numLayers} layers), ${mode}, ${settings.microBatches} x [${settings.microBatchSize}, ${settings.seqLen}], ${weightFormat} weights; ` +
+    `${plan.stages.length} of ${devices.length} phones used (searched: ${plan.orderSearch})`);
   for (const st of plan.stages) {
     const extra = `${st.hasEmbedding ? ' + embedding' : ''}${st.hasHead ? ' + LM head' : ''}`;
     console.log(`  ${st.serial}: layers ${st.layerStart}-${st.layerEnd - 1}${extra}; memory ${mib(st.predictedBytes)} of ${mib(st.budgetBytes)} ` +
       `(weights ${mib(st.memory.weightBytes)}, activations ${mib(st.memory.keptActivationBytes)}, scratch ${mib(st.memory.scratchBytes + st.memory.workspaceBytes)}); ` +
       `head split: CPU only; F ${st.forwardMs.toFixed(1)} ms, B ${st.backwardMs.toFixed(1)} ms per micro-batch, idle ${(plan.sim.idleFraction[plan.stages.indexOf(st)] * 100).toFixed(0)}%`);
   }
+  for (const out of plan.leftOut) console.log(`  ${out.reason}`);
   console.log(`predicted step ${(plan.stepMs / 1000).toFixed(2)} s, ${plan.tokensPerSec.toFixed(0)} tokens/s`);
   console.log(`(${assumption})`);
 }

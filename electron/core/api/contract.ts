@@ -6,6 +6,9 @@ import { z } from 'zod';
 import { WEIGHT_FORMATS } from '../model/quantize.js';
 import { datasetOptionsSchema, previewDatasetParams, type DatasetDetails } from '../data/dataset-contract.js';
 import type { DeviceInfo, ModelFacts, TrainEvent, TrainPlan } from './types.js';
+import type { PlanPreview } from './plan-types.js';
+
+export type { PlanPreview, PlanPreviewStage, LayoutStage } from './plan-types.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parameters: one zod schema per method. Strict objects, so a misspelt key is an error instead of being ignored.
@@ -14,6 +17,25 @@ const nonEmptyPath = (what: string) =>
   z.string({ error: `${what} must be a string` }).trim().min(1, { error: `${what} is empty: enter a path` });
 
 const noParams = z.strictObject({});
+
+const deviceIds = z
+  .array(z.string().min(1), { error: 'serials must be a list of device ids (server/serial) or serials' })
+  .min(1, { error: 'select at least one device' });
+const weightFormat = z.enum(WEIGHT_FORMATS, { error: `weightFormat must be one of ${WEIGHT_FORMATS.join(', ')}` });
+const trainMode = z.enum(['backprop', 'zo'], { error: "mode must be 'backprop' or 'zo'" });
+const seqLen = z.int({ error: 'seqLen must be a whole number' }).min(8, { error: 'seqLen must be at least 8' }).max(32_768, { error: 'seqLen must be at most 32768' });
+/** Pipeline stages in order: each device's contiguous layer range (the core checks they cover the model). */
+const layout = z
+  .array(
+    z.strictObject({
+      serial: z.string().min(1, { error: 'a layout stage needs the serial of its phone' }),
+      layerStart: z.int({ error: 'layerStart must be a whole number' }).min(0, { error: 'layerStart must be at least 0' }),
+      layerEnd: z.int({ error: 'layerEnd must be a whole number' }).min(1, { error: 'layerEnd must be at least 1' }),
+    }),
+    { error: 'layout must be a list of {serial, layerStart, layerEnd}' },
+  )
+  .min(1, { error: 'layout needs at least one stage' })
+  .max(64, { error: 'layout has more than 64 stages' });
 
 export const methodParams = {
   listDevices: noParams,
@@ -25,24 +47,41 @@ export const methodParams = {
   }),
   inspectModel: z.strictObject({ path: nonEmptyPath('model path') }),
   previewDataset: previewDatasetParams,
+  planTraining: z.strictObject({
+    modelPath: nonEmptyPath('model path'),
+    serials: deviceIds,
+    weightFormat: weightFormat.optional(),
+    mode: trainMode.optional(),
+    /** Tokens per sequence (the Data step's choice); default the training default. */
+    seqLen: seqLen.optional(),
+    /** Predict this layout instead of suggesting one (the Plan step's edits). */
+    layout: layout.optional(),
+  }),
   startTraining: z.strictObject({
     modelPath: nonEmptyPath('model path'),
     datasetPath: nonEmptyPath('dataset path'),
-    serials: z
-      .array(z.string().min(1), { error: 'serials must be a list of device ids (server/serial) or serials' })
-      .min(1, { error: 'select at least one device' }),
+    serials: deviceIds,
     steps: z.int({ error: 'steps must be a whole number' }).min(1, { error: 'steps must be at least 1' }).max(100_000, {
       error: 'steps must be at most 100000',
     }),
-    weightFormat: z.enum(WEIGHT_FORMATS, { error: `weightFormat must be one of ${WEIGHT_FORMATS.join(', ')}` }).optional(),
+    weightFormat: weightFormat.optional(),
     /** backprop: 1F1B LoRA with AdamW (default); zo: forward-only P-RGE with LoRA-FA. */
-    mode: z.enum(['backprop', 'zo'], { error: "mode must be 'backprop' or 'zo'" }).optional(),
+    mode: trainMode.optional(),
     /** How to read the dataset file (format, columns, skipping bad rows) and the sequence length. */
     dataset: datasetOptionsSchema.optional(),
     /** Delete the stage files from the phones when the run ends (default: keep them, so the next run skips the push). */
     removeStageFiles: z.boolean({ error: 'removeStageFiles must be true or false' }).optional(),
+    /** Train on this layout (planTraining's stages, possibly edited) instead of the job's own first split. */
+    layout: layout.optional(),
+    /** Re-plan from the measured speeds and redeploy when clearly faster (default true; the Plan step turns it off for an edited layout). */
+    replan: z.boolean({ error: 'replan must be true or false' }).optional(),
   }),
   stopTraining: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
+  /** Holds the run between two steps (the phones keep their stages and state) or lets it go on. */
+  pauseTraining: z.strictObject({
+    runId: z.string().min(1, { error: 'runId is empty' }),
+    paused: z.boolean({ error: 'paused must be true or false' }),
+  }),
   listRuns: noParams,
   openRun: z.strictObject({ runId: z.string().min(1, { error: 'runId is empty' }) }),
   exportAdapter: z.strictObject({
@@ -106,6 +145,8 @@ export interface AgentReport {
   /** e.g. ["cpu(neon x4)", "opencl(Adreno 740)"] or ["cpu(avx2 x8)", "opencl unavailable: ..."]. */
   backends: string[];
   opencl: boolean;
+  /** CL_DEVICE_TYPE of the OpenCL device ('gpu', 'cpu' for a CPU driver like PoCL, ...); null without OpenCL. */
+  openclDeviceType: string | null;
 }
 
 export interface RunSummary {
@@ -152,8 +193,10 @@ export interface MethodResults {
   startVirtualPhones: DeviceInfo[];
   inspectModel: ModelSummary;
   previewDataset: DatasetPreview;
+  planTraining: PlanPreview;
   startTraining: { runId: string };
   stopTraining: void;
+  pauseTraining: void;
   listRuns: RunSummary[];
   openRun: RunDetails;
   /** outDir: the absolute output path; files: what was written there, with sizes. */
@@ -198,8 +241,10 @@ export interface ConfidantService {
   startVirtualPhones(params: ParamsOf<'startVirtualPhones'>): Promise<DeviceInfo[]>;
   inspectModel(params: ParamsOf<'inspectModel'>): Promise<ModelSummary>;
   previewDataset(params: ParamsOf<'previewDataset'>): Promise<DatasetPreview>;
+  planTraining(params: ParamsOf<'planTraining'>): Promise<PlanPreview>;
   startTraining(params: ParamsOf<'startTraining'>): Promise<{ runId: string }>;
   stopTraining(params: ParamsOf<'stopTraining'>): Promise<void>;
+  pauseTraining(params: ParamsOf<'pauseTraining'>): Promise<void>;
   listRuns(): Promise<RunSummary[]>;
   openRun(params: ParamsOf<'openRun'>): Promise<RunDetails>;
   exportAdapter(params: ParamsOf<'exportAdapter'>): Promise<ResultOf<'exportAdapter'>>;

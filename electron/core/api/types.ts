@@ -109,10 +109,18 @@ export type TrainEvent =
   /**
    * One stage's share of a step, all per step (not cumulative): busyMs the agent's compute time, idleMs the rest of
    * the step's wall time (waiting on neighbours, the host, the wire), bytesIn/bytesOut what its session read/wrote.
+   * busyByBackendMs splits the compute by backend: cpu the time the agent computed on its CPU backend, opencl the
+   * time OpenCL spent on the layers' shares a head split gave it (issue to completion); OpenCL runs beside the CPU,
+   * so cpu + opencl may exceed busyMs, and opencl is 0 without a split. temperatureC is the phone's hottest CPU/GPU
+   * thermal zone (°C) when the step ended, read by the agent itself, temperatureZone that zone's type (e.g.
+   * "cpu-1-4-usr"); null when the phone lets no zone be read. Both absent from an agent that does not report them.
    */
   | {
       type: 'device-step'; runId: string; step: number; serial: string; busyMs: number; rssBytes: number; peakRssBytes: number; bytesIn: number; bytesOut: number; timeMs: number;
       idleMs?: number;
+      busyByBackendMs?: { cpu: number; opencl: number };
+      temperatureC?: number | null;
+      temperatureZone?: string;
     }
   /** A checkpoint was written completely (runs/<id>/checkpoints/step-N) and is now the one a resume or recovery uses. */
   | { type: 'checkpoint'; runId: string; step: number; dir: string; bytes: number; timeMs: number }
@@ -120,6 +128,8 @@ export type TrainEvent =
   | { type: 'paused'; runId: string; step: number; lostSerials: string[]; reason: string; attempt: number; giveUp: boolean; timeMs: number }
   /** Training goes on after a recovery or a resume, from the checkpoint of fromStep (0: the initial adapter), on this plan. */
   | { type: 'resumed'; runId: string; fromStep: number; plan: TrainPlan; attempt: number; timeMs: number }
+  /** The user held the run (paused: true) before step `step`, or let it go on (false); the phones keep their state meanwhile. */
+  | { type: 'hold'; runId: string; step: number; paused: boolean; timeMs: number }
   | { type: 'eval'; runId: string; when: 'before' | 'after'; loss: number; timeMs: number }
   | { type: 'run-finished'; runId: string; runDir: string; ok: boolean; error?: string; timeMs: number };
 
@@ -129,6 +139,8 @@ export interface ModelFacts {
   modelType: string;
   numLayers: number;
   hiddenSize: number;
+  /** MLP width (the GPU's share of it is counted in these columns). */
+  intermediateSize: number;
   numHeads: number;
   numKvHeads: number;
   vocabSize: number;

@@ -26,6 +26,7 @@ export function modelFacts(folder: ModelFolder): ModelFacts {
     modelType: c.modelType,
     numLayers: c.numLayers,
     hiddenSize: c.hiddenSize,
+    intermediateSize: c.intermediateSize,
     numHeads: c.numHeads,
     numKvHeads: c.numKvHeads,
     vocabSize: c.vocabSize,

@@ -79,3 +79,51 @@ export function simulate(stages: SimStage[], micros: number, mode: 'backprop' | 
 export function bubbleFraction(r: SimResult): number {
   return r.idleFraction.reduce((a, b) => a + b, 0) / r.idleFraction.length;
 }
+
+/**
+ * simulate()'s step time alone, for the planner's search (thousands of candidate layouts): the same op lists
+ * (1F1B as train/schedule.ts oneFOneB, or forward-only) and the same start = max(input ready, stage free) rule,
+ * over typed arrays instead of op and span objects. Equal to simulate(stages, micros, mode).stepMs.
+ */
+export function simulateStepMs(stages: readonly SimStage[], micros: number, mode: 'backprop' | 'zo'): number {
+  const S = stages.length;
+  const m = micros;
+  if (S === 0 || m <= 0) throw new Error(`simulate needs at least one stage and one micro-batch (got ${S}, ${m})`);
+  const nOps = mode === 'backprop' ? 2 * m : m;
+  const fEnd = new Float64Array(S * m).fill(NaN);
+  const bEnd = new Float64Array(S * m).fill(NaN);
+  const next = new Int32Array(S);
+  const free = new Float64Array(S);
+  let remaining = S * nOps;
+  while (remaining > 0) {
+    let progressed = false;
+    for (let s = 0; s < S; s++) {
+      const warm = Math.min(S - 1 - s, m);
+      const st = stages[s];
+      while (next[s] < nOps) {
+        const j = next[s];
+        // Op j of stage s (oneFOneB): warm-up forwards, then F/B pairs, then the remaining backwards.
+        let isF: boolean;
+        let i: number;
+        if (mode !== 'backprop') (isF = true), (i = j);
+        else if (j < warm) (isF = true), (i = j);
+        else if (j < 2 * m - warm) (isF = (j - warm) % 2 === 0), (i = isF ? warm + (j - warm) / 2 : (j - warm - 1) / 2);
+        else (isF = false), (i = j - m);
+        const ready = isF
+          ? (s === 0 ? 0 : fEnd[(s - 1) * m + i] + stages[s - 1].sendNextMs)
+          : (s === S - 1 ? fEnd[s * m + i] : bEnd[(s + 1) * m + i] + stages[s + 1].sendPrevMs);
+        if (Number.isNaN(ready)) break;
+        const end = Math.max(ready, free[s]) + (isF ? st.forwardMs : st.backwardMs);
+        (isF ? fEnd : bEnd)[s * m + i] = end;
+        free[s] = end;
+        next[s]++;
+        remaining--;
+        progressed = true;
+      }
+    }
+    if (!progressed) throw new Error('pipeline schedule deadlocked in simulation (an op waits on one never run)');
+  }
+  let step = 0;
+  for (let s = 0; s < S; s++) step = Math.max(step, free[s]);
+  return step;
+}

@@ -79,6 +79,19 @@ export interface AgentCapabilities {
   backendDetails: BackendDescription[];
   /** Whether the agent can run work on OpenCL (a backend named "opencl"; SET_SPLIT needs it). */
   opencl: boolean;
+  /**
+   * HELLO's OpenCL device type (CL_DEVICE_TYPE): 'cpu' means the device runs on the same cores as the CPU backend
+   * (PoCL), so a split cannot run beside it. null without OpenCL, or from an agent that does not report it.
+   */
+  openclDeviceType: OpenclDeviceType | null;
+}
+
+export type OpenclDeviceType = 'gpu' | 'cpu' | 'accelerator' | 'other';
+
+/** HELLO's opencl_device_type: '' (no OpenCL) and absent are null; a value this host does not know is 'other'. */
+export function parseOpenclDeviceType(reported: string | undefined): OpenclDeviceType | null {
+  if (!reported) return null;
+  return reported === 'gpu' || reported === 'cpu' || reported === 'accelerator' ? reported : 'other';
 }
 
 /** The agent answered a request with an ERROR frame. */
@@ -199,6 +212,7 @@ export class AgentClient {
         backends: backendDetails.map((b) => (b.detail === undefined ? b.name : `${b.name}(${b.detail})`)),
         backendDetails,
         opencl: backendDetails.some((b) => b.name === 'opencl'),
+        openclDeviceType: parseOpenclDeviceType(hello.openclDeviceType),
       };
       return client;
     } catch (err) {

@@ -60,6 +60,11 @@ export interface HelloReply {
   cpuThreads: number;
   memoryBudgetBytes: number;
   backends: string; // comma-separated `name` or `name(detail)` entries, e.g. "cpu(neon x4),opencl(Adreno 740)"
+  /**
+   * The OpenCL device's CL_DEVICE_TYPE: 'gpu', 'cpu' (e.g. PoCL, on the CPU backend's cores), 'accelerator',
+   * 'other', or '' without OpenCL. Absent from an agent built before the field (its reply ends after backends).
+   */
+  openclDeviceType?: string;
 }
 export interface LoadStageRequest {
   path: string;
@@ -111,14 +116,24 @@ export interface OptimStepRequest {
 export interface GetLoraRequest {
   flags: number;
 }
+/** Cumulative since the agent started, except the memory and the temperature (now). */
 export interface StatsReply {
   rssBytes: number;
   peakRssBytes: number;
-  busyUs: number;
+  busyUs: number; // FORWARD/BACKWARD/OPTIM_STEP/ZO_FORWARD/ZO_STEP wall time
   forwardCount: number;
   backwardCount: number;
   bytesIn: number;
   bytesOut: number;
+  // The fields below were added within version 1: an agent built before them sends none of them.
+  /** Of busyUs, the time the agent's thread computed on the primary (CPU) backend. */
+  primaryBusyUs?: number;
+  /** The secondary (OpenCL) backend's shares of split layers, issue to completion; overlaps primaryBusyUs. */
+  secondaryBusyUs?: number;
+  /** The hottest CPU/GPU thermal zone (else the hottest other one), absent when none could be read. */
+  temperatureMillicelsius?: number;
+  /** That zone's type, e.g. "cpu-1-4-usr"; present together with temperatureMillicelsius. */
+  temperatureZone?: string;
 }
 /** P-RGE batched forward: the batch holds 2 * queries copies (copy-major), copy 2i at +eps, 2i+1 at -eps. */
 export interface ZoForwardRequest {
@@ -251,9 +266,10 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
         .u32(v.cpuThreads, 'cpu_threads')
         .u64(v.memoryBudgetBytes, 'memory_budget_bytes')
         .string(v.backends, 'backends');
+      if (v.openclDeviceType !== undefined) w.string(v.openclDeviceType, 'opencl_device_type');
     },
     readReply(r) {
-      return {
+      const out: HelloReply = {
         agentVersion: r.string('agent_version'),
         protocolVersion: r.u32('protocol_version'),
         abi: r.string('abi'),
@@ -261,6 +277,9 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
         memoryBudgetBytes: r.u64('memory_budget_bytes'),
         backends: r.string('backends'),
       };
+      // An older agent's reply ends here (docs/protocol.md "Fields added within version 1").
+      if (r.remainingBytes > 0) out.openclDeviceType = r.string('opencl_device_type');
+      return out;
     },
   },
   LOAD_STAGE: {
@@ -410,9 +429,23 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
         .u64(v.backwardCount, 'backward_count')
         .u64(v.bytesIn, 'bytes_in')
         .u64(v.bytesOut, 'bytes_out');
+      // The fields added within version 1 come all together (temperature optional), or not at all (older layout).
+      const extended = [v.primaryBusyUs, v.secondaryBusyUs, v.temperatureMillicelsius, v.temperatureZone].some((x) => x !== undefined);
+      if (!extended) return;
+      if (v.primaryBusyUs === undefined || v.secondaryBusyUs === undefined) {
+        throw new ProtocolError('STATS reply: primaryBusyUs and secondaryBusyUs go together, and with the temperature');
+      }
+      if ((v.temperatureMillicelsius === undefined) !== (v.temperatureZone === undefined)) {
+        throw new ProtocolError('STATS reply: temperatureMillicelsius and temperatureZone go together or not at all');
+      }
+      w.u64(v.primaryBusyUs, 'primary_busy_us').u64(v.secondaryBusyUs, 'secondary_busy_us');
+      w.u8(v.temperatureMillicelsius === undefined ? 0 : 1, 'has_temperature');
+      if (v.temperatureMillicelsius !== undefined && v.temperatureZone !== undefined) {
+        w.i32(v.temperatureMillicelsius, 'temperature_millicelsius').string(v.temperatureZone, 'temperature_zone');
+      }
     },
     readReply(r) {
-      return {
+      const out: StatsReply = {
         rssBytes: r.u64('rss_bytes'),
         peakRssBytes: r.u64('peak_rss_bytes'),
         busyUs: r.u64('busy_us'),
@@ -421,6 +454,14 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
         bytesIn: r.u64('bytes_in'),
         bytesOut: r.u64('bytes_out'),
       };
+      if (r.remainingBytes === 0) return out; // an older agent's layout (docs/protocol.md "STATS")
+      out.primaryBusyUs = r.u64('primary_busy_us');
+      out.secondaryBusyUs = r.u64('secondary_busy_us');
+      if (r.bool('has_temperature')) {
+        out.temperatureMillicelsius = r.i32('temperature_millicelsius');
+        out.temperatureZone = r.string('temperature_zone');
+      }
+      return out;
     },
   },
   SHUTDOWN: { writeRequest: empty.write, readRequest: empty.read, writeReply: empty.write, readReply: empty.read },

@@ -13,7 +13,11 @@ import { loadModelTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import type { NamedTensor } from '../protocol/messages.js';
 import { partitionLayers, planPipeline, type DeviceProfile, type PlanDevice, type PlannedStage } from '../plan/partition.js';
 import { measuredBubble } from '../plan/measured-bubble.js';
-import { forFreshAgents, restartAfterProfile, measureStages, measuredRecord, planningRecord, plannedStages, replan, repredict, splitEntries, type PlanningRecord, type StageMeasurement } from './profile-plan.js';
+import { plannedFromLayout as givenLayout, type LayoutStage } from '../plan/plan-preview.js';
+import type { PauseGate } from './pause-gate.js';
+import { measureStages } from './profile-plan.js';
+import { forFreshAgents, restartAfterProfile, plannedStages, replan, repredict, splitEntries, type StageMeasurement } from './measured-plan.js';
+import { measuredRecord, planningRecord, type PlanningRecord } from './plan-record.js';
 import type { DeployedAgent, StageDeployer } from '../deploy/stage-deployer.js';
 import { exportPeft } from '../export/peft.js';
 import { loadTrainingData, type DatasetOptions } from './training-data.js';
@@ -74,6 +78,14 @@ export interface TrainJobOptions {
    * (still profiled and recorded): two runs that must give the same numbers (a comparison, a test) need one layout.
    */
   replan?: boolean;
+  /**
+   * Train on this layout (stages in order, each device's contiguous layers; the Plan step's, maybe edited) instead
+   * of the job's own first split. It must fit every device's budget. Re-planning after PROFILE still applies unless
+   * `replan` is false; a recovery after a lost phone plans afresh on the phones left.
+   */
+  layout?: readonly LayoutStage[];
+  /** Holds the run between steps while paused (the UI's Pause); absent: never paused. */
+  pause?: PauseGate;
   /** How a step trains (the seam where more modes plug in: TRAINING_MODES). Default backprop. */
   mode?: TrainingMode;
   /** P-RGE: perturbation directions per step (q; each costs 2 forward copies) and their size (default 4, 1e-2). */
@@ -321,7 +333,7 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
   const planStages = (ds: PlanDevice[]): PlannedStage[] => ds.every((d) => measuredProfiles.has(d.serial))
     ? plannedStages(planPipeline(folder.config, ds.map((d) => ({ ...measuredProfiles.get(d.serial)!, budgetBytes: d.budgetBytes })), planSettings))
     : partitionLayers(folder.config, ds, shape);
-  let planned = partitionLayers(folder.config, devices, shape);
+  let planned = o.layout ? givenLayout(folder.config, devices, planSettings, o.layout) : partitionLayers(folder.config, devices, shape);
   let plan = planFor(planned);
 
   const run = resumeCk ? await RunFolder.open(options.resumeFrom!) : await RunFolder.create(o.runsDir);
@@ -339,7 +351,7 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
     dataset: { path: o.datasetPath, trainSequences: data.train.length, validationSequences: data.validation.length },
     transport: o.deployer.description,
     plan,
-    settings: { ...o, checkpointEvery, relay, maxRecoveries, mode, devices: undefined, deployer: undefined, onEvent: undefined, signal: undefined },
+    settings: { ...o, checkpointEvery, relay, maxRecoveries, mode, devices: undefined, deployer: undefined, onEvent: undefined, signal: undefined, pause: undefined },
     losses: resumeCk ? [...resumeCk.state.losses] : ([] as number[]),
     interruptions,
   };
@@ -468,8 +480,9 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
     // A resume on the same phones deploys its checkpoint's layout: a different cut relays other tensors in f16 and
     // would change the numbers the resume must continue exactly.
     const ckStages = resumeCk?.state.plan.stages;
-    const sameDevices = ckStages && ckStages.length === devices.length && ckStages.every((st) => devices.some((d) => d.serial === st.serial));
-    stages = await startPipeline(resumeCk, sameDevices ? ckStages : undefined);
+    // (The checkpoint's plan may have left phones out: every phone it used must be here, not every phone here used.)
+    const sameDevices = ckStages && ckStages.every((st) => devices.some((d) => d.serial === st.serial));
+    stages = await startPipeline(resumeCk, sameDevices ? ckStages : o.layout ? planned : undefined);
     const planning = await planFromMeasurements(resumeCk);
     summary.planning = planning;
     await run.writeRunJson(summary);
@@ -511,6 +524,13 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
       while (loop.step < o.steps) {
         if (o.signal?.aborted) throw new Error('training was stopped');
         const step = loop.step + 1;
+        if (o.pause?.isPaused) {
+          emit({ type: 'hold', runId: run.runId, step, paused: true, timeMs: Date.now() });
+          await o.pause.wait(o.signal, () => Promise.all(agents.map((a) => a.client.stats())));
+          if (o.signal?.aborted) throw new Error('training was stopped');
+          emit({ type: 'hold', runId: run.runId, step, paused: false, timeMs: Date.now() });
+          await meter.baseline(agents); // the pause's keep-alive pings are not the next step's work
+        }
         const cursor = { ...loop.data };
         const micros = chunk(takeSamples(data.train, cursor, stepSamples, o.seed), o.microBatchSize).map(collateBatch);
         const weight = micros.reduce((sum, mb) => sum + mb.maskSum, 0);

@@ -1,7 +1,8 @@
-// Per-step numbers of a run: each stage's compute (busy) and waiting (idle) time, bytes its session moved and its
-// memory, from the agents' cumulative STATS turned into per-step differences; and the run's ETA. No I/O of its own
-// beyond asking STATS; the job emits what it returns. Temperature is left to the UI's device poll (a props read
-// per step would cost an adb shell round trip per phone).
+// Per-step numbers of a run: each stage's compute (busy) time, in all and per backend (CPU, OpenCL), its waiting
+// (idle) time, the bytes its session moved, its memory and the phone's temperature, from the agents' STATS (the
+// counters cumulative, turned into per-step differences; the agent reads the thermal zones itself, so the
+// temperature costs no adb round trip); and the run's ETA. No I/O of its own beyond asking STATS; the job emits what
+// it returns.
 import type { StatsReply } from '../protocol/messages.js';
 import type { TrainEvent } from '../api/types.js';
 
@@ -35,13 +36,23 @@ export class DeviceMeter {
       this.last.set(a.serial, st);
       this.peakRssBytes.set(a.serial, Math.max(this.peakRssBytes.get(a.serial) ?? 0, st.peakRssBytes));
       const busyMs = (st.busyUs - (prev?.busyUs ?? 0)) / 1000;
-      out.push({
+      const ev: DeviceStep = {
         type: 'device-step', runId, step, serial: a.serial,
         busyMs, idleMs: Math.max(0, stepMs - busyMs),
         rssBytes: st.rssBytes, peakRssBytes: st.peakRssBytes,
         bytesIn: st.bytesIn - (prev?.bytesIn ?? 0), bytesOut: st.bytesOut - (prev?.bytesOut ?? 0),
         timeMs: Date.now(),
-      });
+      };
+      // An agent that reports the per-backend fields reports them in every STATS (docs/protocol.md "STATS").
+      if (st.primaryBusyUs !== undefined && st.secondaryBusyUs !== undefined) {
+        ev.busyByBackendMs = {
+          cpu: (st.primaryBusyUs - (prev?.primaryBusyUs ?? 0)) / 1000,
+          opencl: (st.secondaryBusyUs - (prev?.secondaryBusyUs ?? 0)) / 1000,
+        };
+        ev.temperatureC = st.temperatureMillicelsius === undefined ? null : st.temperatureMillicelsius / 1000;
+        if (st.temperatureZone !== undefined) ev.temperatureZone = st.temperatureZone;
+      }
+      out.push(ev);
     }
     return out;
   }

@@ -127,8 +127,10 @@ async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adb
     ...(options.unauthorized ? ['--unauthorized'] : []),
     ...(options.extraArgs ?? []),
   ];
-  // Own process group: a Ctrl-C aimed at the CLI does not hit the phones before they are detached from adb.
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', logFd] });
+  // Own process group: a Ctrl-C aimed at the CLI does not hit the phones before they are detached from adb. In the
+  // desktop app process.execPath is the Electron binary, which runs a script as plain Node only when told to.
+  const env = process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env;
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', logFd], env });
   closeSync(logFd);
   const timeoutMs = options.readyTimeoutMs ?? 20_000;
   const port = await new Promise<number>((resolvePort, reject) => {

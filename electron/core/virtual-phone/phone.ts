@@ -142,6 +142,9 @@ export class VirtualPhone {
       ANDROID_DATA: join(sandbox, 'data'),
       EXTERNAL_STORAGE: join(sandbox, 'sdcard'),
       LANG: 'C.UTF-8',
+      // The agent reads its temperature from the thermal zones itself (a path in the binary, which the command
+      // rewriting cannot reach): this points it at the phone's own zones (sandbox.ts writeCpuAndThermal).
+      CONFIDANT_THERMAL_ROOT: join(sandbox, 'sys/class/thermal'),
       [SANDBOX_MARKER_ENV]: sandbox,
     };
   }

@@ -39,6 +39,9 @@ struct BackendInfo {
   std::string name;    // "reference", "cpu", "opencl"
   std::string device;  // e.g. "x86_64 avx512 x 2 threads", "QUALCOMM Adreno(TM) 740 (OpenCL 3.0)"
   int threads = 1;     // CPU threads used (CPU backend), compute units (OpenCL)
+  // OpenCL's CL_DEVICE_TYPE: "gpu", "cpu" (e.g. PoCL: the same cores as the CPU backend), "accelerator" or
+  // "other"; empty for the host backends (reference, CPU).
+  std::string device_type = {};
 };
 
 class Backend {

@@ -101,7 +101,12 @@ bool ClRuntime::init(std::string* why_not) {
 
   info_.name = device_string(api_, device_, CL_DEVICE_NAME);
   info_.version = short_version(device_string(api_, device_, CL_DEVICE_VERSION));
-  info_.gpu = (device_value<cl_device_type>(api_, device_, CL_DEVICE_TYPE) & CL_DEVICE_TYPE_GPU) != 0;
+  const cl_device_type type = device_value<cl_device_type>(api_, device_, CL_DEVICE_TYPE);
+  info_.gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+  info_.type = info_.gpu                                ? "gpu"
+               : (type & CL_DEVICE_TYPE_CPU) != 0         ? "cpu"
+               : (type & CL_DEVICE_TYPE_ACCELERATOR) != 0 ? "accelerator"
+                                                          : "other";
   info_.compute_units = device_value<cl_uint>(api_, device_, CL_DEVICE_MAX_COMPUTE_UNITS);
   info_.max_work_group = device_value<size_t>(api_, device_, CL_DEVICE_MAX_WORK_GROUP_SIZE);
   info_.local_mem_bytes = device_value<cl_ulong>(api_, device_, CL_DEVICE_LOCAL_MEM_SIZE);

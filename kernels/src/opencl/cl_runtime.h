@@ -36,6 +36,7 @@ struct DeviceInfo {
   std::string name;       // CL_DEVICE_NAME
   std::string version;    // "OpenCL 3.0" (the first two words of CL_DEVICE_VERSION)
   bool gpu = false;
+  std::string type;       // CL_DEVICE_TYPE: "gpu", "cpu", "accelerator" or "other" (BackendInfo::device_type)
   cl_uint compute_units = 0;
   size_t max_work_group = 0;
   cl_ulong local_mem_bytes = 0, max_alloc_bytes = 0, global_mem_bytes = 0;

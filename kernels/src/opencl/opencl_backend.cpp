@@ -91,7 +91,7 @@ class OpenClBackend final : public Backend {
   BackendInfo info() const override {
     const opencl::DeviceInfo& d = rt_->device();
     return {"opencl", d.name + " (" + d.version + ", " + std::to_string(d.compute_units) + " CUs)",
-            static_cast<int>(d.compute_units)};
+            static_cast<int>(d.compute_units), d.type};
   }
 
   bool supports(Op op, WDType w) const override {
