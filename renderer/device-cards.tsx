@@ -49,6 +49,11 @@ export function DeviceCards({ state }: { state: WizardState }) {
               <span className="device-name">{info ? phoneName(state, serial) : 'Phone'}</span>
               <span className="mono sub">{serial}</span>
             </div>
+            {info && (info.soc || info.abis.length > 0) && (
+              <div className="sub" data-testid="device-soc">
+                {[info.soc, info.abis[0], info.cpuCores > 0 ? `${info.cpuCores} cores` : ''].filter(Boolean).join(' · ')}
+              </div>
+            )}
             <div className="device-line" title={stage ? `layers [${stage.layerStart}, ${stage.layerEnd})` : undefined}>
               {stage ? (
                 <>

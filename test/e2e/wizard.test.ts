@@ -162,6 +162,7 @@ test('the wizard trains, exports and generates against the real core', { skip, t
     assert.equal(await page.getByTestId('device-card').getByTestId('heads-map').count(), 2);
     assert.match((await page.getByTestId('device-temperature').first().getAttribute('title')) ?? '', /thermal zone \S+, read by the agent/);
     assert.match((await page.getByTestId('device-activity').first().textContent()) ?? '', /busy \d+%/);
+    assert.match((await page.getByTestId('device-soc').first().textContent()) ?? '', /x86_64 · \d+ cores/);
     // The last step's pipeline: a forward and a backward bar per micro-batch on each of the 2 stages.
     const gantt = page.getByTestId('pipeline-gantt');
     await gantt.scrollIntoViewIfNeeded();
