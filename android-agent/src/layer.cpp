@@ -329,6 +329,20 @@ size_t alloc_layer_acts(LayerActs* la, const LayerCtx& c, const LayerSplit& sp) 
   return total;
 }
 
+size_t layer_acts_floats(const LayerActs& la) {
+  size_t n = la.x.capacity() + la.xn1.capacity() + la.rstd1.capacity() + la.h.capacity() + la.xn2.capacity() +
+             la.rstd2.capacity();
+  for (const AttnShare& s : la.attn) {
+    n += s.q.capacity() + s.k.capacity() + s.v.capacity() + s.y.capacity() + s.lse.capacity();
+    for (const std::vector<float>& v : s.xa) n += v.capacity();
+  }
+  for (const MlpShare& m : la.mlp) {
+    n += m.g.capacity() + m.u.capacity() + m.s.capacity();
+    for (const std::vector<float>& v : m.xa) n += v.capacity();
+  }
+  return n;
+}
+
 void layer_forward(const LayerCtx& c, Backend& primary, Backend* secondary, float* cur, LayerActs& la) {
   const size_t nC = size_t(c.N) * c.C;
   Arena arena;

@@ -79,6 +79,9 @@ struct LayerActs {
 // Returns the floats it allocated (or would allocate when la is nullptr), for memory accounting.
 size_t alloc_layer_acts(LayerActs* la, const LayerCtx& c, const LayerSplit& split);
 
+// Floats la holds (every buffer's capacity), for accounting activations kept for reuse.
+size_t layer_acts_floats(const LayerActs& la);
+
 // cur (N,C): the residual stream, layer input on entry, layer output on return. The primary runs share [1], the
 // secondary (nullable when no share [0]) share [0], concurrently. la comes from alloc_layer_acts.
 void layer_forward(const LayerCtx& c, Backend& primary, Backend* secondary, float* cur, LayerActs& la);

@@ -285,7 +285,8 @@ StageModel& Session::loaded(const char* cmd) {
 
 uint64_t Session::committed_bytes() const {
   if (!model_) return 0;
-  return model_->weight_bytes() + model_->lora().bytes() + model_->kept_activation_bytes();
+  return model_->weight_bytes() + model_->lora().bytes() + model_->kept_activation_bytes() +
+         model_->spare_activation_bytes();
 }
 
 std::vector<uint8_t> Session::load_stage(const std::vector<uint8_t>& p) {
@@ -357,7 +358,8 @@ std::vector<uint8_t> Session::forward(const std::vector<uint8_t>& p) {
   int oldB = 0, oldT = 0;
   m.activation_shape(req.micro_id, &oldB, &oldT);
   const uint64_t replaced = keep && m.has_activations(req.micro_id) ? m.activation_bytes(oldB, oldT) : 0;
-  const uint64_t resident = committed_bytes() - replaced;
+  // The spare activations become this micro-batch's (counted in acts) or are dropped.
+  const uint64_t resident = committed_bytes() - replaced - m.spare_activation_bytes();
   const uint64_t acts = keep ? m.activation_bytes(int(B), int(T)) : 0;
   const uint64_t scratch_fwd = m.forward_scratch_bytes(int(B), int(T), keep);
   const uint64_t scratch_bwd = keep ? m.backward_scratch_bytes(int(B), int(T)) : 0;

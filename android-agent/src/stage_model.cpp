@@ -149,6 +149,7 @@ void StageModel::set_split(const std::vector<LayerSplit>& splits) {
     }
   }
   split_ = splits;
+  drop_spare_activations();  // laid out for the old split
 }
 
 // ---- memory accounting ----
@@ -187,6 +188,12 @@ uint64_t StageModel::backward_scratch_bytes(int B, int T) const {
   if (recompute_ && num_local_layers() > 0) floats += alloc_layer_acts(nullptr, layer_ctx(0, B, T, nullptr), split_[0]);
   if (last()) floats += 2 * N * V + N * C;  // logits, dlogits, dxf
   floats += N * C;                          // the reply's copy
+  return floats * sizeof(float);
+}
+
+uint64_t StageModel::spare_activation_bytes() const {
+  uint64_t floats = 0;
+  for (const LayerActs& la : spare_acts_) floats += layer_acts_floats(la);
   return floats * sizeof(float);
 }
 
@@ -246,8 +253,14 @@ ForwardResult StageModel::forward(const ForwardArgs& a) {
   const bool keep_all = a.keep && !recompute_;
   if (a.keep) {
     scratch_acts_ = LayerActs();
-    ma.layers.resize(num_local_layers());
+    // Same shape (and split: set_split drops the spare): alloc_layer_acts finds every buffer sized already.
+    if (keep_all && spare_B_ == B && spare_T_ == T && int(spare_acts_.size()) == num_local_layers()) {
+      ma.layers = std::move(spare_acts_);
+    } else {
+      ma.layers.resize(num_local_layers());
+    }
   }
+  drop_spare_activations();  // taken, or not of use to a forward that keeps nothing
   LayerActs local_scratch;  // recompute: the kept inputs only, the rest per call as before
   LayerActs& scratch = a.keep ? local_scratch : scratch_acts_;
   for (int li = 0; li < num_local_layers(); ++li) {
@@ -320,7 +333,12 @@ std::vector<float> StageModel::backward(uint32_t micro_id, float loss_scale, con
       run_layer_forward(li, out.data(), la, B, T, nullptr);
     }
     layer_backward(layer_ctx(li, B, T, nullptr), be, engine_.secondary(), layer_grads(li), dcur.data(), la);
-    la = LayerActs();  // free as we go
+    if (recompute_) la = LayerActs();  // free as we go: only the kept input is left
+  }
+  if (!recompute_) {  // kept whole for the next forward (the Session's budget already counted them resident)
+    spare_acts_ = std::move(ma.layers);
+    spare_B_ = B;
+    spare_T_ = T;
   }
   if (first()) return {};
   return dcur;

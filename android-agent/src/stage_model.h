@@ -70,17 +70,24 @@ class StageModel {
   void set_split(const std::vector<LayerSplit>& splits);
   const std::vector<LayerSplit>& split() const { return split_; }
   // Activation checkpointing: keep only each layer's input per micro-batch and recompute the rest in BACKWARD.
-  void set_recompute(bool on) { recompute_ = on; }
+  void set_recompute(bool on) {
+    recompute_ = on;
+    drop_spare_activations();
+  }
   bool recompute() const { return recompute_; }
 
   bool has_activations(uint32_t micro_id) const { return acts_.count(micro_id) != 0; }
   bool activations_have_targets(uint32_t micro_id) const;
   void activation_shape(uint32_t micro_id, int* B, int* T) const;
   void release_activations(uint32_t micro_id) { acts_.erase(micro_id); }
-  void release_all_activations() { acts_.clear(); }
+  void release_all_activations() {
+    acts_.clear();
+    drop_spare_activations();
+  }
 
   // Memory accounting, in bytes, from the same size computations that allocate the buffers.
   uint64_t kept_activation_bytes() const;                   // everything currently kept
+  uint64_t spare_activation_bytes() const;                  // a released micro-batch's, held for reuse
   uint64_t activation_bytes(int B, int T) const;            // what keep=true stores for one micro-batch
   uint64_t forward_scratch_bytes(int B, int T, bool keep) const;
   uint64_t backward_scratch_bytes(int B, int T) const;
@@ -102,6 +109,11 @@ class StageModel {
   const float* vector_weight(const std::string& name);
   WeightView matrix_weight(const std::string& name);
   void run_layer_forward(int li, float* cur, LayerActs& la, int B, int T, const ZoPerturbation* zo);
+  void drop_spare_activations() {
+    spare_acts_.clear();
+    spare_acts_.shrink_to_fit();
+    spare_B_ = spare_T_ = 0;
+  }
 
   Engine& engine_;
   std::unique_ptr<StageFile> file_;
@@ -119,6 +131,12 @@ class StageModel {
   // call: reallocating them (~60 MB at TinyLlama T=512) cost page faults and zero fills every layer. Released by
   // a keeping forward, so a training step does not hold it next to the kept activations.
   LayerActs scratch_acts_;
+  // The layer activations of the micro-batch BACKWARD released last, handed to the next keeping FORWARD of the
+  // same shape: in 1F1B a backward is followed by a forward, and reallocating the buffers cost page faults and
+  // zero fills (+27% on a hidden-512 layer forward, measured). One micro-batch's worth at most; counted as
+  // resident (Session::committed_bytes) until a forward takes it or anything else drops it.
+  std::vector<LayerActs> spare_acts_;
+  int spare_B_ = 0, spare_T_ = 0;
 };
 
 }  // namespace confidant::agent

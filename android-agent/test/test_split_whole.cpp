@@ -640,9 +640,47 @@ void test_zo_profile_split_with_stage() {
 
 }  // namespace
 
+// A keeping FORWARD after a BACKWARD reuses the released micro-batch's activation buffers (StageModel's spare)
+// without clearing them: every buffer must be written in full before it is read. F0 B0 F1 B1 (F1 on micro-batch 0's
+// old buffers) must give exactly the losses and gradients of F0 F1 B0 B1 (F1 on fresh, zeroed buffers); the spare
+// is one micro-batch's layer buffers, taken by the next keeping forward and dropped by one that keeps nothing.
+void test_reused_activation_buffers() {
+  const MicroBatch mb[2] = {make_batch(3), make_batch(4)};
+  auto reused = open_stage("whole.stage", kLoadFlagTrainA);
+  auto fresh = open_stage("whole.stage", kLoadFlagTrainA);
+  CALL_OK(*reused, Cmd::SetLora, encode(SetLoraRequest{deterministic_lora(*reused)}));
+  CALL_OK(*fresh, Cmd::SetLora, encode(SetLoraRequest{deterministic_lora(*fresh)}));
+  const float scale = 1e-2f;
+  const double r0 = forward(*reused, 0, kForwardKeepActivations, mb[0].tokens, &mb[0]).loss_sum;
+  backward(*reused, 0, scale, nullptr);
+  const uint64_t spare = reused->model()->spare_activation_bytes();
+  const uint64_t per_micro = reused->model()->activation_bytes(kB, kT);
+  // One micro-batch's layer buffers (not the last stage's final-norm and loss extras, which are not reused).
+  CHECK_MSG(spare > per_micro / 2 && spare <= per_micro, "spare " + std::to_string(spare) + " of " + std::to_string(per_micro));
+  const double r1 = forward(*reused, 1, kForwardKeepActivations, mb[1].tokens, &mb[1]).loss_sum;
+  CHECK_EQ(reused->model()->kept_activation_bytes(), per_micro);  // F1 took the spare...
+  backward(*reused, 1, scale, nullptr);
+  const double f0 = forward(*fresh, 0, kForwardKeepActivations, mb[0].tokens, &mb[0]).loss_sum;
+  const double f1 = forward(*fresh, 1, kForwardKeepActivations, mb[1].tokens, &mb[1]).loss_sum;
+  backward(*fresh, 0, scale, nullptr);
+  backward(*fresh, 1, scale, nullptr);
+  CHECK_MSG(r0 == f0 && r1 == f1, "losses reused " + std::to_string(r0) + ", " + std::to_string(r1) + " fresh " +
+                                      std::to_string(f0) + ", " + std::to_string(f1));
+  const auto gr = lora_map(*reused, true), gf = lora_map(*fresh, true);
+  CHECK_EQ(gr.size(), gf.size());
+  for (const auto& [name, t] : gr) {
+    CHECK_MSG(std::memcmp(t.f32(), gf.at(name).f32(), t.elements() * sizeof(float)) == 0, name + " differs");
+  }
+  // ...and a forward that keeps nothing (evaluation) drops it, so evaluation's memory is as planned.
+  CHECK(reused->model()->spare_activation_bytes() > 0);
+  forward(*reused, 7, 0, mb[0].tokens, &mb[0]);
+  CHECK_EQ(reused->model()->spare_activation_bytes(), uint64_t(0));
+}
+
 int main() {
   const auto t0 = std::chrono::steady_clock::now();
   test_split_equals_whole();
+  test_reused_activation_buffers();
   test_lora_fa_training_and_zero_b();
   test_budget_and_arguments();
   test_zo_profile_split_without_stage();

@@ -1,12 +1,20 @@
-// A whole run (runTrainJob over two real local agents, LocalDeployer) whose plan comes from PROFILE measurements:
-// run.json records the measured profiles and head splits, the simulator's step time and bubble, and after training
-// the measured ones; the prediction is checked against the run's own step times and each agent's peak RSS.
-// The model is random-weight but big enough (hidden 512, MLP 1408, 4 layers) that layer compute dominates a step.
-import { test } from 'node:test';
+// A whole run whose plan comes from PROFILE measurements, on two virtual phones attached to a private real adb
+// server (AdbDeployer: the USB phone's path), each phone on its own host core as a real phone has its own: run.json
+// records the measured profiles and head splits, the simulator's step time and bubble, and after training the
+// measured ones; the prediction is checked against the run's own step times and each agent's peak RSS. The model is
+// random-weight but big enough (hidden 512, MLP 1408, 4 layers) that layer compute dominates a step. The redeploy
+// test below uses local agents (LocalDeployer) to fake one slow phone.
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectAdb } from '../../electron/core/adb/client.js';
+import { AdbDeployer } from '../../electron/core/deploy/adb-deployer.js';
+import { startVirtualPhones, stopVirtualPhones } from '../../electron/core/virtual-phone/manager.js';
+import { parseCpuList } from '../../electron/core/virtual-phone/host-cpus.js';
+import { startTestAdbServer, TEST_ADB_PORT, type TestAdbServer } from '../support/adb-server.js';
 import { LocalDeployer } from '../../electron/core/deploy/local-agent.js';
 import type { StageDeployer } from '../../electron/core/deploy/stage-deployer.js';
 import type { ProfileResult } from '../../electron/core/protocol/profile.js';
@@ -16,21 +24,30 @@ import { writeRandomLlama } from '../bench/random-model.js';
 import { defaultAgentBinary, needLocalAgent, repoRoot } from '../support/local-agent.js';
 
 const skip = needLocalAgent();
+const server = skip ? skip : startTestAdbServer(TEST_ADB_PORT + 9);
+const adbSkip = skip || (typeof server === 'string' ? server : undefined);
+const phonesRoot = mkdtempSync(join(tmpdir(), 'confidant-plan-measured-phones-'));
+
+after(async () => {
+  await stopVirtualPhones(phonesRoot).catch(() => undefined);
+  if (typeof server !== 'string') server.stop();
+  rmSync(phonesRoot, { recursive: true, force: true });
+});
 
 /**
- * Raw measured / predicted median step time must lie in [1/2, 8]. Why so wide: PROFILE times each stage alone on
- * both of this machine's 2 cores, while in 1F1B the two agents (2 threads each) overlap
- * and share them, and another process (a CI build) takes cores too: the agents' own busy counters showed their ops
- * 1.7x to 3.7x slower than profiled across runs. Below 1/2 would mean PROFILE over-counts (a bug). The accuracy
- * claim is the schedule check below, which divides that slowdown out.
+ * Raw measured / predicted median step time. Each phone has its own host core, so PROFILE alone times what training
+ * gets, but on this 2-core machine the host's relay, the adb server and the phones' own adb processes run on the
+ * agents' cores too: ops ran 0.94-1.16x slower in training than profiled, and the ratio came out 1.00-1.20 over
+ * seven runs (the goal is within 15%). The range only catches a broken model: below 0.7 PROFILE over-counts, above
+ * 1.6 something the simulator leaves out costs a third of a step.
  */
-const STEP_RATIO_RANGE = [0.5, 8] as const;
+const STEP_RATIO_RANGE = [0.7, 1.6] as const;
 /**
  * The schedule check, contention removed: measured step / (predicted step x the ops' own slowdown, i.e. each agent's
- * STATS busy time per step over its PROFILE-predicted compute). What is left is the simulator's 1F1B timing and the
- * host's relay and AdamW round trips it leaves out, so it should be near 1 (after: 1.0-1.3 here).
+ * STATS busy time per step over its PROFILE-predicted compute). What is left is the simulator's 1F1B timing, the
+ * transfers and per-op overheads it charges to each op, and the optimiser's round trips (1.01-1.08 here).
  */
-const SCHEDULE_RATIO_RANGE = [0.7, 1.6] as const;
+const SCHEDULE_RATIO_RANGE = [0.8, 1.3] as const;
 /** Per device |predicted - measured peak RSS| / measured (the memory model's calibration claims <= 5.3%). */
 const MEMORY_TOLERANCE = 0.1;
 
@@ -57,11 +74,20 @@ async function writeModel(modelDir: string): Promise<void> {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(repoRoot(), 'models/stories260K', f), join(modelDir, f));
 }
 
-test('plan from PROFILE measurements: profiles and splits recorded, prediction vs measured step time, bubble and memory', { skip, timeout: 180_000 }, async () => {
+test('plan from PROFILE measurements on virtual phones: profiles and splits recorded, prediction vs measured step time, bubble and memory', { skip: adbSkip, timeout: 180_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'confidant-plan-measured-'));
   try {
     const modelDir = join(dir, 'model');
     await writeModel(modelDir);
+    const srv = server as TestAdbServer;
+    const phones = await startVirtualPhones({ count: 2, rootDir: phonesRoot, ramMb: 2048, adb: srv.endpoint });
+    const adb = await connectAdb(srv.endpoint);
+    // Each phone runs on its own host core (this machine has at least 2): checked on the phone process itself.
+    for (const p of phones) {
+      const allowed = /^Cpus_allowed_list:\s*(\S+)/m.exec(await readFile(`/proc/${p.pid}/status`, 'utf8'))![1]!;
+      assert.deepEqual(parseCpuList(allowed), p.hostCpus, `${p.serial} runs on ${allowed}`);
+    }
+    assert.equal(new Set(phones.flatMap((p) => p.hostCpus ?? [])).size, phones.flatMap((p) => p.hostCpus ?? []).length, 'no shared core');
     const events: TrainEvent[] = [];
     const microBatches = 4;
     const result = await runTrainJob({
@@ -77,16 +103,16 @@ test('plan from PROFILE measurements: profiles and splits recorded, prediction v
       datasetPath: join(repoRoot(), 'datasets/demo-stories/stories.txt'),
       runsDir: join(dir, 'runs'),
       cacheDir: join(dir, 'cache'),
-      devices: [0, 1].map((i) => ({ serial: `local-${i}`, budgetBytes: 1024 * 2 ** 20, speed: 1 })),
-      deployer: new LocalDeployer(defaultAgentBinary()),
+      devices: phones.map((p) => ({ serial: p.serial, budgetBytes: 1024 * 2 ** 20, speed: 1 })),
+      deployer: new AdbDeployer(adb, { x86_64: defaultAgentBinary() }),
       onEvent: (e) => events.push(e),
     });
     const run = JSON.parse(await readFile(join(result.runDir, 'run.json'), 'utf8')) as RunJson;
     const { planning, measured } = run;
-    const rows: string[] = [];
+    const rows: string[] = [`phones on host cores ${phones.map((p) => `${p.serial}: ${p.hostCpus?.join(',') ?? 'all (not pinned)'}`).join(', ')}`];
 
     // Profiles and head splits of both devices.
-    assert.deepEqual(planning.profiles.map((p) => p.serial).sort(), ['local-0', 'local-1']);
+    assert.deepEqual(planning.profiles.map((p) => p.serial).sort(), phones.map((p) => p.serial).sort());
     for (const p of planning.profiles) {
       assert.ok(p.layerForwardMs > 0 && p.layerBackwardMs > 0 && p.headForwardMs > 0, JSON.stringify(p));
       assert.ok(p.agentBaseBytes > 1 * 2 ** 20, `idle RSS ${p.agentBaseBytes}`);

@@ -50,9 +50,9 @@ test('a given layout is predicted as given: its stages, the memory model on exac
   assert.deepEqual(p.leftOut, [{ serial: 'c', reason: 'left out of the edited layout' }]);
   assert.equal(p.theoreticalBubble, 1 / 5); // (p - 1) / (m + p - 1) = 1 / 5
   assert.ok(p.stepMs > 0 && p.tokensPerSec > 0);
-  // Evening the layout out is predicted faster (the point of the Plan step's suggestion).
-  const even = previewPlan(c, phones.slice(0, 2), t, [stage('b', 0, 6), stage('a', 6, 12)]);
-  assert.ok(even.stepMs < p.stepMs, `${even.stepMs} vs ${p.stepMs}`);
+  // The planner's own split of the same two phones is predicted faster (the point of the Plan step's suggestion).
+  const suggested = previewPlan(c, phones.slice(0, 2), t);
+  assert.ok(suggested.stepMs < p.stepMs, `${suggested.stepMs} vs ${p.stepMs}`);
 });
 
 test('the suggested plan uses the planner and fits; an edited layout over a budget is flagged, and a run refuses it', () => {

@@ -11,9 +11,9 @@ import { chooseHeadSplit, kvGroupStepFor } from '../../electron/core/plan/head-s
 import { DEFAULT_LINK_BYTES_PER_SEC } from '../../electron/core/plan/default-profile.js';
 import { measuredBubble, theoreticalBubble } from '../../electron/core/plan/measured-bubble.js';
 import { headSplitDecision, MIN_SPLIT_GAIN, profileToDeviceProfile, replan, REPLAN_MIN_GAIN } from '../../electron/core/train/measured-plan.js';
-import { measureStages, type ProfilableStage } from '../../electron/core/train/profile-plan.js';
+import { measureOpOverheadMs, measureStages, type ProfilableStage } from '../../electron/core/train/profile-plan.js';
 import type { HeadSplit } from '../../electron/core/plan/head-split.js';
-import type { LayerSplit } from '../../electron/core/protocol/messages.js';
+import { FORWARD_FLAG_KEEP_ACTIVATIONS, FORWARD_FLAG_RELAY_F16, type ForwardRequest, type LayerSplit } from '../../electron/core/protocol/messages.js';
 import type { DeviceProfile } from '../../electron/core/plan/partition.js';
 import { repoRoot } from '../support/local-agent.js';
 
@@ -129,7 +129,8 @@ test('measureStages sends SET_SPLIT to a GPU agent and not to an agent whose Ope
       profile: async () => reply,
       setSplit: async (s: LayerSplit[]) => void sent.set(serial, s),
       getLora: async () => [],
-      stats: async () => ({ rssBytes: 100 << 20 }),
+      stats: async () => ({ rssBytes: 100 << 20, busyUs: 0 }),
+      forward: async () => undefined,
       capabilities: { backends: ['cpu(neon x4)', 'opencl(x)'], opencl: true, openclDeviceType },
     },
   });
@@ -145,4 +146,36 @@ test('measureStages sends SET_SPLIT to a GPU agent and not to an agent whose Ope
   // The applied split makes the GPU phone's profile faster; the other keeps the CPU's layer times.
   close(c.device.layerForwardMs, 12.625, 'unsplit forward');
   close(g.device.layerForwardMs, 12.625 * (want.layerMsSplit / want.layerMsUnsplit), 'split forward');
+});
+
+test('measureOpOverheadMs sends the stage the micro-batch it trains on (changing nothing) and keeps wall - busy - transfer', async () => {
+  const sent: ForwardRequest[] = [];
+  let busyUs = 0;
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // Each FORWARD: 40 ms on the host's clock, of which the agent reports 25 ms busy.
+  const client = {
+    forward: async (req: ForwardRequest) => {
+      sent.push(req);
+      await wait(40);
+      busyUs += 25_000;
+    },
+    stats: async () => ({ rssBytes: 0, busyUs }),
+  };
+  const n = config.numLayers;
+  // A middle stage, f16 relay, 10 MB/s on the wire: in and out are each 2 x 8 x hidden x 2 bytes (~6.6 ms both).
+  const wireBytesPerSec = 1e7;
+  const mid = await measureOpOverheadMs(config, { layerStart: 1, layerEnd: 2, client }, 2, 8, 'f16', { emptyRoundTripMs: 1, wireBytesPerSec });
+  const transferMs = ((2 * (2 * 8 * config.hiddenSize * 2)) / wireBytesPerSec) * 1000;
+  assert.ok(mid >= 15 - transferMs - 1 && mid < 15 - transferMs + 25, `overhead ${mid} ms (40 - 25 - ${transferMs.toFixed(1)} expected, timers are late, never early)`);
+  const req = sent[0]!;
+  assert.equal(req.flags & FORWARD_FLAG_KEEP_ACTIVATIONS, 0, 'keeps nothing: the probe changes no state');
+  assert.equal(req.flags & FORWARD_FLAG_RELAY_F16, FORWARD_FLAG_RELAY_F16);
+  assert.deepEqual([req.input.dtype, req.input.dims], ['f16', [2, 8, config.hiddenSize]]);
+  assert.equal(req.targets, undefined);
+  // The first stage reads token ids; the last gets targets and a mask (its forward computes the loss).
+  sent.length = 0;
+  await measureOpOverheadMs(config, { layerStart: 0, layerEnd: n, client }, 2, 8, 'f32', { emptyRoundTripMs: 1 });
+  assert.deepEqual([sent[0]!.input.dtype, sent[0]!.input.dims], ['i32', [2, 8]]);
+  assert.deepEqual([sent[0]!.targets?.dims, sent[0]!.mask?.dims], [[2, 8], [2, 8]]);
+  assert.equal(sent.length, 3, 'best of three probes');
 });

@@ -59,7 +59,7 @@ export interface DeviceChoice {
 function deviceClasses(devices: readonly DeviceProfile[]): number[] {
   const ids = new Map<string, number>();
   return devices.map((d) => {
-    const key = [d.budgetBytes, d.layerForwardMs, d.layerBackwardMs, d.headForwardMs, d.headBackwardMs, d.linkBytesPerSec, d.agentBaseBytes, d.matmulRowBlock].join('|');
+    const key = [d.budgetBytes, d.layerForwardMs, d.layerBackwardMs, d.headForwardMs, d.headBackwardMs, d.linkBytesPerSec, d.opOverheadMs, d.agentBaseBytes, d.matmulRowBlock].join('|');
     if (!ids.has(key)) ids.set(key, ids.size);
     return ids.get(key)!;
   });

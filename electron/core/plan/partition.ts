@@ -41,6 +41,12 @@ export interface DeviceProfile {
   headBackwardMs: number;
   /** Host <-> device link, bytes per second each way (activations are relayed through the host). */
   linkBytesPerSec: number;
+  /**
+   * What one forward or backward costs beyond its compute and its tensors' transfer (the request's round trip, the
+   * host's encoding and checksums, the adb hops), ms; every op pays it once. Absent: not counted (a hand-built
+   * profile); default-profile.ts assumes DEFAULT_OP_OVERHEAD_MS.
+   */
+  opOverheadMs?: number;
   /** Idle agent RSS (memory.ts TrainShape.agentBaseBytes); default the CPU-only agent's. */
   agentBaseBytes?: number;
   /** matmul row block of the device's CPU kernel (memory.ts TrainShape.matmulRowBlock). */

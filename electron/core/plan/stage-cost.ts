@@ -23,16 +23,26 @@ export function boundaryMs(c: ModelConfig, t: PlanSettings, d: DeviceProfile): n
   return ((rows * c.hiddenSize * F32_BYTES) / d.linkBytesPerSec) * 1000;
 }
 
-/** One micro-batch's forward, backward and boundary transfers on a stage that is (not) first / last. */
+/**
+ * One micro-batch's forward, backward and boundary transfers on a stage that is (not) first / last. A forward
+ * receives its input over the device's own link and sends its output back over it before the agent takes the next
+ * request (pipeline.ts runs each stage's ops one at a time), so both transfers and the op's overhead occupy
+ * the stage: opForwardMs / opBackwardMs are the times the stage is taken per op.
+ */
 export function stageTimes(c: ModelConfig, t: PlanSettings, d: DeviceProfile, sh: StageShape, first: boolean, last: boolean) {
   const n = sh.layerEnd - sh.layerStart;
   const zo = t.mode === 'zo';
   const forwardMs = n * d.layerForwardMs + (sh.hasHead ? d.headForwardMs : 0);
   const backwardMs = zo ? 0 : n * d.layerBackwardMs + (sh.hasHead ? d.headBackwardMs : 0);
-  // Each boundary is crossed on both devices' links (device -> host -> device); backprop crosses it twice.
+  // A boundary tensor crosses this device's link once per op that reads or writes it: in from the previous stage
+  // (not the first), out to the next (not the last); backprop does it again for the gradient.
   const crossings = (first ? 0 : 1) + (last ? 0 : 1);
-  const transferMs = crossings * boundaryMs(c, t, d) * (zo ? 1 : 2);
-  return { forwardMs, backwardMs, transferMs, totalMs: forwardMs + backwardMs + transferMs };
+  const opTransferMs = crossings * boundaryMs(c, t, d);
+  const overheadMs = d.opOverheadMs ?? 0;
+  const opForwardMs = forwardMs + opTransferMs + overheadMs;
+  const opBackwardMs = zo ? 0 : backwardMs + opTransferMs + overheadMs;
+  const transferMs = opTransferMs * (zo ? 1 : 2);
+  return { forwardMs, backwardMs, transferMs, opForwardMs, opBackwardMs, totalMs: opForwardMs + opBackwardMs };
 }
 
 /**
@@ -88,25 +98,34 @@ export class StageTable {
   }
 }
 
+/**
+ * The simulator's stages: each op takes its stage for its compute, its own link transfers and its overhead
+ * (stageTimes). Between stages nothing is added: the host hands a tensor on the moment it has it (pipeline.ts), and
+ * its travel over both links is already in the sending and the receiving op.
+ */
 function simStages(c: ModelConfig, t: PlanSettings, devs: readonly DeviceProfile[], cuts: readonly number[]): SimStage[] {
   const S = devs.length;
   return devs.map((d, s) => {
     const tm = stageTimes(c, t, d, shapeOf(S, c.numLayers, s, cuts[s], cuts[s + 1]), s === 0, s === S - 1);
-    return {
-      forwardMs: tm.forwardMs,
-      backwardMs: tm.backwardMs,
-      sendNextMs: s < S - 1 ? boundaryMs(c, t, d) + boundaryMs(c, t, devs[s + 1]) : 0,
-      sendPrevMs: s > 0 ? boundaryMs(c, t, d) + boundaryMs(c, t, devs[s - 1]) : 0,
-    };
+    return { forwardMs: tm.opForwardMs, backwardMs: tm.opBackwardMs, sendNextMs: 0, sendPrevMs: 0 };
   });
+}
+
+/**
+ * The end of a step after every stage's last op: the optimiser's round trips to all stages at once (pipeline.ts:
+ * GRAD_NORM then OPTIM_STEP for backprop, zo-step.ts: ZO_STEP), each as long as the slowest device's op overhead.
+ */
+function optimizerMs(t: PlanSettings, devs: readonly DeviceProfile[]): number {
+  const roundTrips = t.mode === 'zo' ? 1 : 2;
+  return roundTrips * Math.max(0, ...devs.map((d) => d.opOverheadMs ?? 0));
 }
 
 /** The simulated step of devices `devs` (stage order) over layer cuts `cuts` (S + 1 boundaries from 0 to L). */
 export function simulateLayout(c: ModelConfig, t: PlanSettings, devs: readonly DeviceProfile[], cuts: readonly number[]): SimResult {
-  return simulate(simStages(c, t, devs, cuts), t.microBatches, t.mode === 'zo' ? 'zo' : 'backprop');
+  return simulate(simStages(c, t, devs, cuts), t.microBatches, t.mode === 'zo' ? 'zo' : 'backprop', optimizerMs(t, devs));
 }
 
 /** simulateLayout's step time alone (the search's fast path). */
 export function layoutStepMs(c: ModelConfig, t: PlanSettings, devs: readonly DeviceProfile[], cuts: readonly number[]): number {
-  return simulateStepMs(simStages(c, t, devs, cuts), t.microBatches, t.mode === 'zo' ? 'zo' : 'backprop');
+  return simulateStepMs(simStages(c, t, devs, cuts), t.microBatches, t.mode === 'zo' ? 'zo' : 'backprop') + optimizerMs(t, devs);
 }

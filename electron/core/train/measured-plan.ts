@@ -7,7 +7,7 @@ import type { LayerSplit } from '../protocol/messages.js';
 import type { OpenclDeviceType } from '../protocol/agent-client.js';
 import type { HeadSplit } from '../plan/head-split.js';
 import { evaluateLayout, planPipeline, type DeviceProfile, type PipelinePlan, type PlanSettings, type PlannedStage } from '../plan/partition.js';
-import { DEFAULT_LINK_BYTES_PER_SEC, layerForwardFlops } from '../plan/default-profile.js';
+import { DEFAULT_LINK_BYTES_PER_SEC, DEFAULT_OP_OVERHEAD_MS, layerForwardFlops } from '../plan/default-profile.js';
 import { matmulRowBlockFor } from '../plan/memory.js';
 
 /** A new plan must be predicted this much faster (1 - new / current step time) to be worth a redeploy. */
@@ -37,6 +37,8 @@ export interface DeviceFacts {
   backends: readonly string[];
   /** Measured relay throughput in the planner's units (f32 bytes per second), or undefined for the default. */
   linkBytesPerSec?: number;
+  /** Measured cost of one op beyond compute and transfer (profile-plan.ts measureOpOverheadMs), ms. */
+  opOverheadMs?: number;
   split?: HeadSplit;
 }
 
@@ -45,7 +47,7 @@ export interface MeasuredProfile extends DeviceProfile {
   layerForwardMsPerToken: number;
   layerBackwardMsPerToken: number;
   secondaryResidentBytes: number;
-  linkSource: 'measured (GET_LORA round trips)' | 'default (docs: DEFAULT_LINK_BYTES_PER_SEC)';
+  linkSource: 'measured (STATS and GET_LORA round trips)' | 'default (docs: DEFAULT_LINK_BYTES_PER_SEC)';
   headSource: string;
 }
 
@@ -89,12 +91,13 @@ export function profileToDeviceProfile(c: ModelConfig, p: ProfileResult, d: Devi
     headForwardMs,
     headBackwardMs: HEAD_BACKWARD_OVER_FORWARD * headForwardMs,
     linkBytesPerSec: d.linkBytesPerSec ?? DEFAULT_LINK_BYTES_PER_SEC,
+    opOverheadMs: d.opOverheadMs ?? DEFAULT_OP_OVERHEAD_MS,
     agentBaseBytes: d.idleRssBytes,
     matmulRowBlock: matmulRowBlockFor(d.backends),
     secondaryResidentBytes: d.secondaryResidentBytes ?? 0,
     layerForwardMsPerToken: layerForwardMs / tokens,
     layerBackwardMsPerToken: layerBackwardMs / tokens,
-    linkSource: d.linkBytesPerSec ? 'measured (GET_LORA round trips)' : 'default (docs: DEFAULT_LINK_BYTES_PER_SEC)',
+    linkSource: d.linkBytesPerSec ? 'measured (STATS and GET_LORA round trips)' : 'default (docs: DEFAULT_LINK_BYTES_PER_SEC)',
     headSource: `layer ms/FLOP x head FLOPs (${primary}); backward ${HEAD_BACKWARD_OVER_FORWARD}x forward`,
   };
 }

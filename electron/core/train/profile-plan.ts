@@ -1,38 +1,105 @@
 // The agent I/O of planning from measurements: PROFILE every deployed stage, apply each device's CPU/OpenCL head
-// split (SET_SPLIT) and time each link (GET_LORA round trips). Not the arithmetic that turns the replies into the
+// split (SET_SPLIT) and time each link (STATS and GET_LORA round trips). Not the arithmetic that turns the replies into the
 // planner's profiles and decides splits and re-plans (measured-plan.ts), nor what run.json records (plan-record.ts).
 import type { ModelConfig } from '../model/hf-config.js';
 import type { ProfileResult } from '../protocol/profile.js';
-import type { LayerSplit, NamedTensor, ProfileRequest } from '../protocol/messages.js';
+import { FORWARD_FLAG_RELAY_F16, type ForwardRequest, type LayerSplit, type NamedTensor, type ProfileRequest } from '../protocol/messages.js';
+import type { Tensor } from '../protocol/tensor.js';
 import type { OpenclDeviceType } from '../protocol/agent-client.js';
 import type { RelayDtype } from '../api/types.js';
 import { chooseHeadSplit, kvGroupStepFor, type HeadSplit } from '../plan/head-split.js';
 import { isGroupedFormat, QUANT_GROUP, type WeightFormat } from '../model/quantize.js';
 import { headSplitDecision, profileToDeviceProfile, splitEntries, type DeviceFacts, type StageMeasurement } from './measured-plan.js';
 
-/** PROFILE repetitions (medians): 3 keeps profiling a few forward+backward passes per layer and backend. */
-export const PROFILE_REPS = 3;
+/**
+ * PROFILE repetitions (medians): 5 keeps profiling a few forward+backward passes per layer and backend, and a
+ * median of 5 shrugs off two slow runs (3 let one busy second of a shared machine through: 16.5 -> 23.5 ms).
+ */
+export const PROFILE_REPS = 5;
 /** The planner sizes a boundary tensor as f32 (partition.ts boundaryMs); a relayed value is this many bytes. */
 const PLANNER_BYTES_PER_VALUE = 4;
 const RELAY_BYTES_PER_VALUE: Record<RelayDtype, number> = { f16: 2, f32: 4 };
 const LINK_PROBES = 3;
 
-/**
- * Relay throughput of one device's tunnel: GET_LORA moves the stage's adapter (a few hundred KiB to MiB, the size of
- * a relayed activation) agent -> host with no compute, so its best of a few round trips is the link's speed.
- * Returned in the planner's units: the planner counts a boundary value as 4 bytes, the relay sends 2 with f16.
- */
-export async function measureLinkBytesPerSec(client: { getLora(): Promise<NamedTensor[]> }, relay: RelayDtype): Promise<number | undefined> {
-  let best = Infinity;
-  let bytes = 0;
+/** A device's link as the planner prices it. */
+export interface LinkMeasurement {
+  /** Relay throughput in the planner's units (a boundary value counted as 4 bytes; f16 relays send 2). */
+  bytesPerSec?: number;
+  /** The same in bytes on the wire per second. */
+  wireBytesPerSec?: number;
+  /** Round trip of an empty request (STATS), ms. */
+  emptyRoundTripMs: number;
+}
+
+async function bestMs(run: () => Promise<unknown>): Promise<number> {
+  let ms = Infinity;
   for (let i = 0; i < LINK_PROBES; i++) {
     const t0 = performance.now();
-    const tensors = await client.getLora();
-    best = Math.min(best, performance.now() - t0);
-    bytes = tensors.reduce((n, t) => n + t.tensor.data.byteLength, 0);
+    await run();
+    ms = Math.min(ms, performance.now() - t0);
   }
-  if (!(bytes > 0 && best > 0)) return undefined;
-  return (bytes / (best / 1000)) * (PLANNER_BYTES_PER_VALUE / RELAY_BYTES_PER_VALUE[relay]);
+  return ms;
+}
+
+/**
+ * One device's tunnel: the best of a few STATS round trips (no payload, no compute) is what any request pays;
+ * GET_LORA moves the stage's adapter (a few hundred KiB to MiB, the size of a relayed activation) agent -> host with
+ * no compute, so its best round trip less that is the transfer at the link's speed.
+ */
+export async function measureLink(client: { getLora(): Promise<NamedTensor[]>; stats(): Promise<unknown> }, relay: RelayDtype): Promise<LinkMeasurement> {
+  const emptyRoundTripMs = await bestMs(() => client.stats());
+  let bytes = 0;
+  const loraMs = await bestMs(async () => (bytes = (await client.getLora()).reduce((n, t) => n + t.tensor.data.byteLength, 0)));
+  const transferMs = loraMs - emptyRoundTripMs;
+  if (!(bytes > 0 && transferMs > 0)) return { emptyRoundTripMs };
+  const wireBytesPerSec = bytes / (transferMs / 1000);
+  return { bytesPerSec: wireBytesPerSec * (PLANNER_BYTES_PER_VALUE / RELAY_BYTES_PER_VALUE[relay]), wireBytesPerSec, emptyRoundTripMs };
+}
+
+/** The micro-batch a stage reads in training, as zeros: what the overhead probe sends. */
+function probeForward(c: ModelConfig, st: { layerStart: number; layerEnd: number }, b: number, t: number, relay: RelayDtype): ForwardRequest {
+  const n = b * t;
+  const input: Tensor = st.layerStart === 0
+    ? { dtype: 'i32', dims: [b, t], data: new Int32Array(n) }
+    : relay === 'f16'
+      ? { dtype: 'f16', dims: [b, t, c.hiddenSize], data: new Uint16Array(n * c.hiddenSize) }
+      : { dtype: 'f32', dims: [b, t, c.hiddenSize], data: new Float32Array(n * c.hiddenSize) };
+  const last = st.layerEnd === c.numLayers;
+  return {
+    microId: OVERHEAD_PROBE_MICRO_ID,
+    flags: relay === 'f16' ? FORWARD_FLAG_RELAY_F16 : 0,
+    input,
+    ...(last ? { targets: { dtype: 'i32', dims: [b, t], data: new Int32Array(n) }, mask: { dtype: 'f32', dims: [b, t], data: new Float32Array(n).fill(1) } } : {}),
+  };
+}
+/** Any id: a forward that keeps nothing stores nothing under it. */
+const OVERHEAD_PROBE_MICRO_ID = 0;
+
+/**
+ * What one forward or backward costs beyond the agent's compute and the link transfer of its tensors: the host's
+ * encoding, checksums and promise hand-offs, the adb hops, the agent's reading and writing. Measured on a real
+ * FORWARD of the plan's micro-batch that keeps nothing (so no state changes): host wall time less the agent's own
+ * busy time for it (STATS before and after) less its tensors at the measured wire speed; best of a few. On a tiny
+ * model this is most of a step (stories260K: ~1.5 ms per op against ~2 ms of compute).
+ */
+export async function measureOpOverheadMs(
+  c: ModelConfig, st: { layerStart: number; layerEnd: number; client: Pick<ProfilableStage['client'], 'forward' | 'stats'> },
+  b: number, t: number, relay: RelayDtype, link: LinkMeasurement,
+): Promise<number> {
+  const req = probeForward(c, st, b, t, relay);
+  const last = st.layerEnd === c.numLayers;
+  const outBytes = last ? 0 : b * t * c.hiddenSize * RELAY_BYTES_PER_VALUE[relay];
+  const transferMs = link.wireBytesPerSec ? ((req.input.data.byteLength + outBytes) / link.wireBytesPerSec) * 1000 : 0;
+  let best = Infinity;
+  for (let i = 0; i < LINK_PROBES; i++) {
+    const before = (await st.client.stats()).busyUs;
+    const t0 = performance.now();
+    await st.client.forward(req);
+    const wallMs = performance.now() - t0;
+    const busyMs = ((await st.client.stats()).busyUs - before) / 1000;
+    best = Math.min(best, wallMs - busyMs - transferMs);
+  }
+  return Math.max(0, best);
 }
 
 export interface ProfilableStage {
@@ -43,7 +110,8 @@ export interface ProfilableStage {
     profile(req: ProfileRequest, opts?: { timeoutMs?: number }): Promise<ProfileResult>;
     setSplit(splits: LayerSplit[]): Promise<void>;
     getLora(): Promise<NamedTensor[]>;
-    stats(): Promise<{ rssBytes: number }>;
+    stats(): Promise<{ rssBytes: number; busyUs: number }>;
+    forward(req: ForwardRequest): Promise<unknown>;
     readonly capabilities: { backends: string[]; opencl: boolean; openclDeviceType: OpenclDeviceType | null };
   };
 }
@@ -54,7 +122,7 @@ export interface ProfilableStage {
  * (in zo mode its 2q copies, as ZO_FORWARD runs them; PROFILE's forward keeps activations, which zo does not).
  */
 export async function measureStages(
-  c: ModelConfig, stages: ProfilableStage[], facts: (serial: string) => Omit<DeviceFacts, 'split' | 'linkBytesPerSec' | 'backends'>,
+  c: ModelConfig, stages: ProfilableStage[], facts: (serial: string) => Omit<DeviceFacts, 'split' | 'linkBytesPerSec' | 'opOverheadMs' | 'backends'>,
   shape: { microBatchSize: number; seqLen: number; mode: 'backprop' | 'zo'; zoQueries: number; relay: RelayDtype; weightFormat: WeightFormat },
   /** A resume's recorded splits, per serial: reused so the continuation computes exactly as the run it continues. */
   keepSplits?: ReadonlyMap<string, HeadSplit>,
@@ -81,8 +149,12 @@ export async function measureStages(
         splitError = `refused by the agent (kept unsplit): ${e.message}`;
       });
     }
-    const linkBytesPerSec = await measureLinkBytesPerSec(st.client, shape.relay);
-    const device = profileToDeviceProfile(c, profile, { ...facts(st.serial), secondaryResidentBytes, backends: caps.backends, linkBytesPerSec, split: splitApplied ? split : undefined });
+    const link = await measureLink(st.client, shape.relay);
+    const opOverheadMs = await measureOpOverheadMs(c, st, batch, shape.seqLen, shape.relay, link);
+    const device = profileToDeviceProfile(c, profile, {
+      ...facts(st.serial), secondaryResidentBytes, backends: caps.backends, linkBytesPerSec: link.bytesPerSec,
+      opOverheadMs, split: splitApplied ? split : undefined,
+    });
     out.push({ serial: st.serial, profile, split, splitApplied, splitError, device });
   }
   return out;

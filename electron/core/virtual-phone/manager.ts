@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_ADB_ENDPOINT, createAdb, type Adb, type AdbEndpoint } from '../adb/client.js';
 import { serverKey } from '../adb/servers.js';
 import { killSandboxProcesses } from './reap.js';
+import { allowedHostCpus, hostCpuSets, pinPrefix } from './host-cpus.js';
 
 export interface StartVirtualPhonesOptions {
   count: number;
@@ -29,6 +30,11 @@ export interface StartVirtualPhonesOptions {
   unauthorized?: boolean;
   /** What the phones report about themselves beyond RAM and cores (same for every phone of this start). */
   profile?: VirtualPhoneProfile;
+  /**
+   * Give each phone its own host cores (default true, where taskset exists): phones then do not slow each other
+   * down, as real phones do not (host-cpus.ts). false: every phone runs on every core.
+   */
+  pinHostCpus?: boolean;
 }
 
 export interface VirtualPhoneProfile {
@@ -54,6 +60,8 @@ export interface VirtualPhoneRecord {
   adb: AdbEndpoint;
   /** Started unauthorised (records written before this field existed read as false). */
   unauthorized?: boolean;
+  /** The host cores the phone and everything it runs are pinned to; absent when unpinned. */
+  hostCpus?: number[];
 }
 
 const STATE_FILE = 'virtual-phones.json';
@@ -110,7 +118,7 @@ function logTail(file: string, lines = 15): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adbEndpoint: AdbEndpoint): Promise<VirtualPhoneRecord> {
+async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adbEndpoint: AdbEndpoint, hostCpus: number[] | null): Promise<VirtualPhoneRecord> {
   const ramList = Array.isArray(options.ramMb) ? options.ramMb : null;
   const ramMb = ramList ? ramList[(index - 1) % ramList.length]! : (options.ramMb as number | undefined) ?? 4096;
   const cores = options.cores ?? 4;
@@ -130,7 +138,10 @@ async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adb
   // Own process group: a Ctrl-C aimed at the CLI does not hit the phones before they are detached from adb. In the
   // desktop app process.execPath is the Electron binary, which runs a script as plain Node only when told to.
   const env = process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env;
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', logFd], env });
+  // taskset execs the phone in place (same pid); the phone's shells, and so its agents, inherit the cores.
+  const pin = hostCpus ? pinPrefix(hostCpus) : null;
+  const [command, ...commandArgs] = pin ? [...pin, process.execPath, ...args] : [process.execPath, ...args];
+  const child = spawn(command!, commandArgs, { detached: true, stdio: ['ignore', 'pipe', logFd], env });
   closeSync(logFd);
   const timeoutMs = options.readyTimeoutMs ?? 20_000;
   const port = await new Promise<number>((resolvePort, reject) => {
@@ -158,6 +169,7 @@ async function spawnPhone(index: number, options: StartVirtualPhonesOptions, adb
   return {
     index, name, serial: `127.0.0.1:${port}`, port, pid: child.pid!, sandboxDir, logFile,
     ramBytes: ramMb * 1024 * 1024, cores, adb: adbEndpoint, unauthorized: !!options.unauthorized,
+    ...(pin && hostCpus ? { hostCpus } : {}),
   };
 }
 
@@ -207,9 +219,11 @@ export async function startVirtualPhones(options: StartVirtualPhonesOptions): Pr
   checkLocalServer(adb.endpoint);
   const existing = listVirtualPhones(rootDir).filter((r) => r.alive);
   const firstIndex = existing.reduce((m, r) => Math.max(m, r.index), 0) + 1;
+  // Running phones keep their cores; the new ones take the next sets of an even split over all of them.
+  const cpuSets = options.pinHostCpus === false ? null : hostCpuSets(existing.length + options.count, allowedHostCpus());
   const started: VirtualPhoneRecord[] = [];
   try {
-    for (let i = 0; i < options.count; i++) started.push(await spawnPhone(firstIndex + i, opts, adb.endpoint));
+    for (let i = 0; i < options.count; i++) started.push(await spawnPhone(firstIndex + i, opts, adb.endpoint, cpuSets?.[existing.length + i] ?? null));
     writeState(rootDir, [...existing.map(({ alive: _alive, ...r }) => r), ...started]);
     for (const r of started) {
       try {
