@@ -57,3 +57,13 @@ export function hfConfigJson(s: BenchShape): Record<string, unknown> {
     torch_dtype: 'float32',
   };
 }
+
+/**
+ * The P-RGE pipeline benches' model (zo-pipeline.ts, zo-virtual-phones.ts): TinyLlama-like proportions at half width,
+ * ~11 M weights per layer, so one 512-row micro-batch costs ~12 GFLOP per layer while its relayed hidden state is
+ * only 2 MiB (compute dominates the relay).
+ */
+export const ZO_PIPELINE: BenchShape = {
+  key: 'zo-pipeline', description: 'hidden 1024, 16/4 heads, head_dim 64, intermediate 2816, vocab 512, 4 layers',
+  hiddenSize: 1024, intermediateSize: 2816, numHeads: 16, numKvHeads: 4, headDim: 64, vocabSize: 512, numLayers: 4, tieWordEmbeddings: true,
+};

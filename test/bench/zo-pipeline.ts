@@ -17,14 +17,9 @@ import type { StageHandle } from '../../electron/core/train/pipeline.js';
 import { zoStep } from '../../electron/core/train/zo-step.js';
 import { startLocalAgent, type LocalAgent } from '../support/local-agent.js';
 import { writeRandomLlama } from './random-model.js';
-import type { BenchShape } from './bench-shapes.js';
+import { ZO_PIPELINE } from './bench-shapes.js';
 
-/** A 4-layer model with TinyLlama-like proportions at half width: ~11 M weights per layer, so one 512-row
- * micro-batch costs ~12 GFLOP per layer while its relayed hidden state is only 2 MiB. */
-const SHAPE: BenchShape = {
-  key: 'zo-pipeline', description: 'hidden 1024, 16/4 heads, head_dim 64, intermediate 2816, vocab 512, 4 layers',
-  hiddenSize: 1024, intermediateSize: 2816, numHeads: 16, numKvHeads: 4, headDim: 64, vocabSize: 512, numLayers: 4, tieWordEmbeddings: true,
-};
+const SHAPE = ZO_PIPELINE;
 const SEQ_LEN = 64;
 const QUERIES = 4; // 8 copies per micro-batch of one sequence
 const RANK = 8;

@@ -7,7 +7,7 @@ import { createAdb, type AdbEndpoint } from '../../core/adb/client.js';
 import { listDevicesOnServers } from '../../core/adb/devices.js';
 import { serverKey } from '../../core/adb/servers.js';
 import {
-  authorizeVirtualPhones, listVirtualPhones, startVirtualPhones, stopVirtualPhones, type VirtualPhoneProfile,
+  authorizeVirtualPhones, listVirtualPhones, startVirtualPhones, stopVirtualPhones, type VirtualPhoneProfile, type VirtualPhoneRecord,
 } from '../../core/virtual-phone/manager.js';
 import { UsageError, gib, parseBytes, parseCount } from '../args.js';
 import { adbServersFromOptions } from './devices.js';
@@ -26,6 +26,11 @@ function targetServer(values: { 'adb-port'?: string; adb?: string[] }): AdbEndpo
   if ((values.adb?.length ?? 0) > 1) throw new UsageError('--adb names the one adb server the phones attach to: give it once');
   const servers = adbServersFromOptions(values);
   return values.adb?.length ? servers.at(-1) : servers[0];
+}
+
+/** Where the phone really runs: its own host cores, or every core when it could not be pinned. */
+function hostCores(p: VirtualPhoneRecord): string {
+  return p.hostCpus ? `on host core${p.hostCpus.length > 1 ? 's' : ''} ${p.hostCpus.join(',')}` : 'on every host core';
 }
 
 function profileFrom(values: { 'cpu-max-khz'?: string; battery?: string }, cores: number): VirtualPhoneProfile | undefined {
@@ -64,7 +69,7 @@ export async function virtualCommand(argv: string[]): Promise<void> {
       unauthorized: values.unauthorized, profile: profileFrom(values, cores),
     });
     for (const p of phones) {
-      console.log(`${p.serial}  ${p.name}  RAM ${gib(p.ramBytes)}  ${p.cores} cores  adb ${serverKey(p.adb)}` +
+      console.log(`${p.serial}  ${p.name}  RAM ${gib(p.ramBytes)}  ${p.cores} cores  ${hostCores(p)}  adb ${serverKey(p.adb)}` +
         `${p.unauthorized ? '  unauthorized' : ''}  sandbox ${p.sandboxDir}`);
     }
     if (values.unauthorized) console.log(`allow them with: confidant virtual authorize${phones.map((p) => ` --serial ${p.serial}`).join('')}`);
@@ -83,7 +88,7 @@ export async function virtualCommand(argv: string[]): Promise<void> {
     else {
       for (const p of phones) {
         console.log(`${p.serial}  ${p.name}  ${p.alive ? 'running' : 'stopped'}  adb ${serverKey(p.adb)}: ${adbState(p)}` +
-          `  RAM ${gib(p.ramBytes)}  ${p.cores} cores  sandbox ${p.sandboxDir}`);
+          `  RAM ${gib(p.ramBytes)}  ${p.cores} cores  ${hostCores(p)}  sandbox ${p.sandboxDir}`);
       }
     }
   } else if (action === 'authorize') {

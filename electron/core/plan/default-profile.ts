@@ -9,8 +9,8 @@ export const DEFAULT_PHONE_GFLOPS = 20;
 export const BACKWARD_OVER_FORWARD = 1.43;
 /** USB 2 adb throughput typically reached by a push (bytes/s): an estimate, not measured. */
 export const DEFAULT_LINK_BYTES_PER_SEC = 25e6;
-/** One op's cost beyond compute and transfer through adb (ms): an estimate, not measured. */
-export const DEFAULT_OP_OVERHEAD_MS = 1;
+/** One op's cost beyond compute and transfer through adb (ms): an estimate (virtual phones measure 0.5-0.6 ms). */
+export const DEFAULT_OP_OVERHEAD_MS = 0.5;
 
 /** Forward FLOPs of one decoder layer for `tokens` rows of a sequence of length T (matmuls + attention). */
 export function layerForwardFlops(c: ModelConfig, tokens: number, seqLen: number): number {
