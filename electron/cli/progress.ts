@@ -19,7 +19,9 @@ export function printEvent(e: TrainEvent, json: boolean): void {
       console.log(`${e.phase}: ${e.detail}`);
       break;
     case 'push-progress':
-      if (e.bytesSent === e.bytesTotal) console.log(`  pushed ${e.file} to ${e.serial} (${mib(e.bytesTotal)})`);
+      // One line per file, when it is on the phone and verified (a skipped file has its own 'phase' line). Every
+      // report of a finished file has bytesSent === bytesTotal (end of pushing, verifying, done): only 'done' counts.
+      if (e.phase === 'done') console.log(`  pushed ${e.file} to ${e.serial} (${mib(e.bytesTotal)})`);
       break;
     case 'step': {
       const eta = e.etaMs == null ? '' : `  eta ${formatDuration(e.etaMs)}`;

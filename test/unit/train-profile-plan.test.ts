@@ -11,7 +11,7 @@ import { chooseHeadSplit, kvGroupStepFor } from '../../electron/core/plan/head-s
 import { DEFAULT_LINK_BYTES_PER_SEC } from '../../electron/core/plan/default-profile.js';
 import { measuredBubble, theoreticalBubble } from '../../electron/core/plan/measured-bubble.js';
 import { headSplitDecision, MIN_SPLIT_GAIN, profileToDeviceProfile, replan, REPLAN_MIN_GAIN } from '../../electron/core/train/measured-plan.js';
-import { measureOpOverheadMs, measureStages, type ProfilableStage } from '../../electron/core/train/profile-plan.js';
+import { measureOpOverheadMs, measureStages, OVERHEAD_PROBES, type ProfilableStage } from '../../electron/core/train/profile-plan.js';
 import type { HeadSplit } from '../../electron/core/plan/head-split.js';
 import { FORWARD_FLAG_KEEP_ACTIVATIONS, FORWARD_FLAG_RELAY_F16, type ForwardRequest, type LayerSplit } from '../../electron/core/protocol/messages.js';
 import type { DeviceProfile } from '../../electron/core/plan/partition.js';
@@ -148,15 +148,17 @@ test('measureStages sends SET_SPLIT to a GPU agent and not to an agent whose Ope
   close(g.device.layerForwardMs, 12.625 * (want.layerMsSplit / want.layerMsUnsplit), 'split forward');
 });
 
-test('measureOpOverheadMs sends the stage the micro-batch it trains on (changing nothing) and keeps wall - busy - transfer', async () => {
+test('measureOpOverheadMs sends the stage the micro-batch it trains on (changing nothing) and keeps the median wall - busy - transfer', async () => {
   const sent: ForwardRequest[] = [];
   let busyUs = 0;
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  // Each FORWARD: 40 ms on the host's clock, of which the agent reports 25 ms busy.
+  // Each FORWARD: 40 ms on the host's clock (one 30, one 200: the median ignores both), the agent 25 ms busy.
+  const wallsMs = [30, 40, 40, 200, 40, 40, 40];
+  assert.equal(wallsMs.length, OVERHEAD_PROBES);
   const client = {
     forward: async (req: ForwardRequest) => {
       sent.push(req);
-      await wait(40);
+      await wait(wallsMs[(sent.length - 1) % wallsMs.length]!);
       busyUs += 25_000;
     },
     stats: async () => ({ rssBytes: 0, busyUs }),
@@ -177,5 +179,33 @@ test('measureOpOverheadMs sends the stage the micro-batch it trains on (changing
   await measureOpOverheadMs(config, { layerStart: 0, layerEnd: n, client }, 2, 8, 'f32', { emptyRoundTripMs: 1 });
   assert.deepEqual([sent[0]!.input.dtype, sent[0]!.input.dims], ['i32', [2, 8]]);
   assert.deepEqual([sent[0]!.targets?.dims, sent[0]!.mask?.dims], [[2, 8], [2, 8]]);
-  assert.equal(sent.length, 3, 'best of three probes');
+  assert.equal(sent.length, OVERHEAD_PROBES, 'the median of OVERHEAD_PROBES probes');
+});
+
+test('measureStages profiles every stage at once (as they compute in training) and probes their overheads at once', async () => {
+  const running = { profile: 0, forward: 0 };
+  const most = { profile: 0, forward: 0 };
+  const during = async (what: 'profile' | 'forward', ms: number) => {
+    most[what] = Math.max(most[what], ++running[what]);
+    await new Promise((r) => setTimeout(r, ms));
+    running[what]--;
+  };
+  const stage = (serial: string, layerStart: number, layerEnd: number): ProfilableStage => ({
+    serial, layerStart, layerEnd,
+    client: {
+      profile: async () => (await during('profile', 20), reply),
+      setSplit: async () => undefined,
+      getLora: async () => [],
+      stats: async () => ({ rssBytes: 100 << 20, busyUs: 0 }),
+      forward: async () => during('forward', 2),
+      capabilities: { backends: ['cpu(neon x4)'], opencl: false, openclDeviceType: null },
+    },
+  });
+  const facts = (serial: string) => ({ serial, budgetBytes: 2 ** 33 });
+  const shape = { microBatchSize: 4, seqLen: 256, mode: 'backprop' as const, zoQueries: 1, relay: 'f16' as const, weightFormat: 'f32' as const };
+  const n = config.numLayers;
+  const out = await measureStages(config, [stage('a', 0, 2), stage('b', 2, 4), stage('c', 4, n)], facts, shape);
+  assert.deepEqual(out.map((m) => m.serial), ['a', 'b', 'c'], 'in stage order');
+  assert.equal(most.profile, 3, 'all three PROFILEs in flight together');
+  assert.equal(most.forward, 3, 'all three overhead probes in flight together');
 });
