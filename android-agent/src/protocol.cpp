@@ -22,6 +22,7 @@ const char* cmd_name(uint16_t code) {
     case 0x000D: return "ZO_STEP";
     case 0x000E: return "PROFILE";
     case 0x000F: return "SET_SPLIT";
+    case 0x0010: return "NOP";
     default: return nullptr;
   }
 }

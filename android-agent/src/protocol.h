@@ -30,8 +30,10 @@ enum class Cmd : uint16_t {
   ZoStep = 0x000D,
   Profile = 0x000E,
   SetSplit = 0x000F,
+  // No reply: the host sends it only to acknowledge a reply at the TCP level (docs/protocol.md "NOP").
+  Nop = 0x0010,
 };
-constexpr uint16_t kLastCmd = 0x000F;  // commands are 0x0001 ..= kLastCmd
+constexpr uint16_t kLastCmd = 0x0010;  // commands are 0x0001 ..= kLastCmd
 const char* cmd_name(uint16_t code);  // "HELLO", ... or nullptr when unknown
 bool is_known_cmd(uint16_t code);
 

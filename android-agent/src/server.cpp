@@ -173,6 +173,12 @@ ServeResult serve_connection(int fd, Session& session, int silence_timeout_s) {
     }
     if (!ok) break;
     stats.bytes_in += req.payload.size();
+    if (req.header.kind == static_cast<uint16_t>(Cmd::Nop) && session.authenticated()) {
+      // No reply: the frame only carried the host's TCP acknowledgement of our last reply (docs/protocol.md "NOP").
+      if (req.payload.empty()) continue;
+      send_frame(fd, Session::bad_frame(req.header.request_id, "NOP carries no payload; closing the connection"), stats);
+      break;
+    }
     bool close_after = false;
     const Frame reply = session.handle(req, &close_after);
     if (!send_frame(fd, reply, stats)) break;

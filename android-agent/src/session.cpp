@@ -245,6 +245,7 @@ std::vector<uint8_t> Session::dispatch(uint16_t code, const std::vector<uint8_t>
     case Cmd::ZoStep: return zo_step(p);
     case Cmd::Profile: return profile(p);
     case Cmd::SetSplit: return set_split(p);
+    case Cmd::Nop: throw std::logic_error("NOP has no reply: the connection loop consumes it (server.cpp)");
   }
   throw CommandError(ErrorCode::UnknownCommand, "unknown command kind " + std::to_string(code) +
                                                     " (this agent speaks protocol " +

@@ -271,6 +271,9 @@ void test_normal_session() {
   CHECK_EQ(h.memory_budget_bytes, 64ull << 20);
 
   expect_error_frame(roundtrip(fd, 0x0042, 2, {}), ErrorCode::UnknownCommand, "unknown command", __LINE__);
+  // NOP gets no reply: two of them, then a STATS, and the next frame back is STATS's reply.
+  CHECK(send_all(fd, frame_bytes(0x0010, 0, {})) && send_all(fd, frame_bytes(0x0010, 0, {})));
+  CHECK_EQ(roundtrip(fd, 0x0009, 0x4E4F50u, {}).header.kind, 0x8009);
   expect_error_frame(roundtrip(fd, 0x0002, 3, {1, 2, 3}), ErrorCode::BadArgument, "LOAD_STAGE", __LINE__);
   expect_error_frame(roundtrip(fd, 0x0006, 4, {}), ErrorCode::NotLoaded, "LOAD_STAGE first", __LINE__);
   LoadStageRequest ls{kTmp + "/missing.stage", 4, 8.0f, 0x7F, 0};
@@ -314,6 +317,9 @@ void test_refusals() {
   refusal_case("short-token", hello_bytes(kProtocolVersion, "s3cret"), ErrorCode::AuthFailed, "token", __LINE__);
   refusal_case("wrong-version", hello_bytes(2, kToken), ErrorCode::VersionMismatch, "protocol version 2", __LINE__);
   refusal_case("before-hello", frame_bytes(0x0009, 7, {}), ErrorCode::HandshakeRequired, "HELLO", __LINE__);
+  refusal_case("nop-before-hello", frame_bytes(0x0010, 0, {}), ErrorCode::HandshakeRequired, "got NOP", __LINE__);
+  refusal_case("nop-with-payload", frame_bytes(0x0010, 7, {1}), ErrorCode::BadFrame, "NOP carries no payload", __LINE__,
+               hello_bytes(kProtocolVersion, kToken));
   std::vector<uint8_t> bad_magic = hello_bytes(kProtocolVersion, kToken);
   bad_magic[0] = 'X';
   refusal_case("bad-magic", bad_magic, ErrorCode::BadFrame, "magic", __LINE__);

@@ -67,7 +67,7 @@ class Peer {
 /** Starts a one-connection server running `script`, connects a client to it; returns both ends. */
 async function session(
   script: (peer: Peer) => Promise<void>,
-  opts: { timeoutMs?: number; token?: string } = {},
+  opts: { timeoutMs?: number; token?: string; pipelineDepth?: number } = {},
 ): Promise<{ client: Promise<AgentClient>; scriptDone: Promise<void>; server: net.Server }> {
   let resolveDone!: (p: Promise<void>) => void;
   const scriptStarted = new Promise<Promise<void>>((r) => (resolveDone = r));
@@ -76,7 +76,7 @@ async function session(
   const { port } = server.address() as net.AddressInfo;
   const socket = net.connect(port, '127.0.0.1');
   const token = opts.token ?? TOKEN;
-  const client = AgentClient.connect(socket, { token, label: LABEL, timeoutMs: opts.timeoutMs ?? 2000 });
+  const client = AgentClient.connect(socket, { token, label: LABEL, timeoutMs: opts.timeoutMs ?? 2000, pipelineDepth: opts.pipelineDepth });
   const scriptDone = scriptStarted.then((p) => p).finally(() => server.close());
   return { client, scriptDone, server };
 }
@@ -231,7 +231,7 @@ test('HELLO times out when nothing answers (an adb tunnel accepts even with no a
   await s.scriptDone;
 });
 
-test('requests are sent one at a time, in call order', async () => {
+test('with pipelineDepth 1 requests are sent one at a time, in call order', async () => {
   const order: string[] = [];
   const s = await session(async (peer) => {
     await peer.handshake();
@@ -250,7 +250,7 @@ test('requests are sent one at a time, in call order', async () => {
     assert.equal(second.requestId, first.requestId + 1);
     peer.socket.write(fixture('grad_norm_reply', second.requestId));
     await peer.closed;
-  });
+  }, { pipelineDepth: 1 });
   const client = await s.client;
   const [zero, norm] = await Promise.all([client.zeroGrad(), client.gradNorm()]);
   assert.equal(zero, undefined);
@@ -289,7 +289,102 @@ test('a reply with a wrong request id or kind, or bad magic, is a protocol error
   }
 });
 
-test('aborting a queued request leaves the connection open; aborting one in flight closes it', async () => {
+test('by default two requests are on the wire: the third goes when the first is answered, replies keep their order', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const first = await peer.nextFrame();
+    const second = await peer.nextFrame(); // sent before the first is answered
+    assert.deepStrictEqual([first.kind, second.kind], [0x000b, 0x0006]);
+    const pending = peer.nextFrame();
+    let early = false;
+    void pending.then(() => (early = true));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(early, false, 'third request sent while two were unanswered');
+    peer.socket.write(fixture('zero_grad_reply', first.requestId));
+    const third = await pending;
+    assert.equal(third.kind, 0x0009);
+    peer.socket.write(fixture('grad_norm_reply', second.requestId));
+    peer.socket.write(fixture('stats_reply', third.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  const settled: string[] = [];
+  const results = await Promise.all([
+    client.zeroGrad().then((r) => (settled.push('ZERO_GRAD'), r)),
+    client.gradNorm().then((r) => (settled.push('GRAD_NORM'), r)),
+    client.stats().then((r) => (settled.push('STATS'), r)),
+  ]);
+  assert.deepStrictEqual(settled, ['ZERO_GRAD', 'GRAD_NORM', 'STATS']);
+  assert.equal(results[1], 0.12345678901234566);
+  assert.equal(results[2].temperatureMillicelsius, 47250);
+  client.close();
+  await s.scriptDone;
+});
+
+test('after a reply with a request still unanswered and nothing to send, the client sends one NOP; never otherwise', async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const first = await peer.nextFrame();
+    const second = await peer.nextFrame();
+    peer.socket.write(fixture('zero_grad_reply', first.requestId));
+    // The client has nothing queued: the next frame must be the NOP fixture (kind 0x0010, request id 0, no payload).
+    const nop = await peer.nextFrame();
+    assert.deepStrictEqual(nop.raw, readFileSync(join(FIXTURES, 'nop_request.bin')));
+    peer.socket.write(fixture('grad_norm_reply', second.requestId));
+    // Nothing on the wire now: no NOP follows this reply; the next frame is the STATS sent after it.
+    const third = await peer.nextFrame();
+    assert.equal(third.kind, 0x0009);
+    peer.socket.write(fixture('stats_reply', third.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  await Promise.all([client.zeroGrad(), client.gradNorm()]);
+  await new Promise((r) => setTimeout(r, 30)); // time for a wrong NOP to go out before STATS
+  await client.stats();
+  client.close();
+  await s.scriptDone;
+});
+
+test("a request behind a slow one gets its full timeout from the slow one's reply; a failure rejects both on the wire", async () => {
+  const s = await session(async (peer) => {
+    await peer.handshake();
+    const slow = await peer.nextFrame();
+    await peer.nextFrame(); // STATS, sent at once and never answered
+    await new Promise((r) => setTimeout(r, 150)); // longer than STATS's own limit, which must not run yet
+    peer.socket.write(fixture('zero_grad_reply', slow.requestId));
+    await peer.closed;
+  });
+  const client = await s.client;
+  const slow = client.zeroGrad({ timeoutMs: 1000 });
+  const started = Date.now();
+  const behind = client.stats({ timeoutMs: 100 });
+  await slow;
+  const slowMs = Date.now() - started;
+  await assert.rejects(behind, (e: unknown) => {
+    assert.ok(e instanceof AgentConnectionError);
+    assert.equal(e.reason, 'timeout');
+    assert.match(e.message, /did not answer STATS \(request 3\) within 100 ms/);
+    return true;
+  });
+  assert.ok(Date.now() - started >= slowMs + 90, 'STATS timed out before its 100 ms had run from the previous reply');
+  await s.scriptDone;
+
+  // The connection closing with two on the wire: the head gets the reason, the one behind says it was not answered.
+  const t = await session(async (peer) => {
+    await peer.handshake();
+    await peer.nextFrame();
+    await peer.nextFrame();
+    peer.socket.destroy();
+  });
+  const c2 = await t.client;
+  const head = c2.gradNorm();
+  const second = c2.stats();
+  await assert.rejects(head, /agent on R58N-TEST closed the connection during GRAD_NORM \(request 2\)/);
+  await assert.rejects(second, /STATS \(request 3\) was not answered: agent on R58N-TEST closed the connection during GRAD_NORM/);
+  await t.scriptDone;
+});
+
+test('aborting a queued request leaves the connection open; aborting one on the wire closes it', async () => {
   const s = await session(async (peer) => {
     await peer.handshake();
     const first = await peer.nextFrame(); // STATS, left unanswered until the abort closes the connection
@@ -299,15 +394,23 @@ test('aborting a queued request leaves the connection open; aborting one in flig
   const client = await s.client;
   const inFlight = new AbortController();
   const queued = new AbortController();
-  const a = client.stats({ signal: inFlight.signal });
-  const b = client.getLora({ includeGrads: true, signal: queued.signal });
+  const a = client.stats();
+  const b = client.gradNorm({ signal: inFlight.signal }); // on the wire behind STATS (pipelineDepth 2)
+  const c = client.getLora({ includeGrads: true, signal: queued.signal });
   queued.abort();
-  await assert.rejects(b, /GET_LORA to agent on R58N-TEST was aborted while it waited in the queue/);
+  await assert.rejects(c, /GET_LORA to agent on R58N-TEST was aborted while it waited in the queue/);
   assert.equal(client.isOpen, true);
   inFlight.abort();
+  await assert.rejects(b, (e: unknown) => e instanceof AgentConnectionError && e.reason === 'aborted');
   await assert.rejects(a, (e: unknown) => e instanceof AgentConnectionError && e.reason === 'aborted');
   assert.equal(client.isOpen, false);
   await s.scriptDone;
+});
+
+test('pipelineDepth below 1 is refused', async () => {
+  const socket = new net.Socket();
+  await assert.rejects(AgentClient.connect(socket, { token: TOKEN, pipelineDepth: 0 }), /pipelineDepth must be an integer >= 1, got 0/);
+  socket.destroy();
 });
 
 test('shutdown resolves on the acknowledgement and leaves the client closed', async () => {

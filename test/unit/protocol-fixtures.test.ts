@@ -21,8 +21,11 @@ import {
   type CommandName,
   decodeFrameHeader,
   encodeFrame,
+  encodeFrameHeader,
   ERROR_KIND,
   FRAME_HEADER_BYTES,
+  kindName,
+  NOP_KIND,
   ProtocolError,
   REPLY_BIT,
 } from '../../electron/core/protocol/wire.js';
@@ -33,7 +36,7 @@ const FIXTURES_DIR = join(repoRoot(), 'test', 'fixtures', 'protocol');
 interface FixtureMeta {
   name: string;
   kind: number;
-  command: CommandName | 'ERROR';
+  command: CommandName | 'ERROR' | 'NOP';
   is_reply: boolean;
   request_id: number;
   payload_bytes: number;
@@ -94,6 +97,8 @@ function loadFixtures(): { meta: FixtureMeta; bytes: Uint8Array }[] {
 }
 
 const fixtures = loadFixtures();
+/** NOP is a frame without a reply, not a command: checked on its own below. */
+const commandFixtures = fixtures.filter((f) => f.meta.command !== 'NOP');
 
 test('the fixture folder holds a request and a reply for every command, and errors', () => {
   assert.ok(fixtures.length >= 20, `only ${fixtures.length} fixtures in ${FIXTURES_DIR}`);
@@ -114,7 +119,14 @@ test('the fixture folder holds a request and a reply for every command, and erro
   }
 });
 
-for (const { meta, bytes } of fixtures.filter((f) => f.meta.malformed)) {
+test('the NOP fixture is the header the client sends: kind 0x0010, request id 0, no payload', () => {
+  const nop = fixtures.filter((f) => f.meta.command === 'NOP');
+  assert.equal(nop.length, 1);
+  assert.deepStrictEqual(nop[0]!.bytes, encodeFrameHeader(NOP_KIND, 0, 0));
+  assert.equal(kindName(nop[0]!.meta.kind), 'NOP');
+});
+
+for (const { meta, bytes } of commandFixtures.filter((f) => f.meta.malformed)) {
   test(`fixture ${meta.name}: a malformed payload is refused (${meta.note ?? ''})`, () => {
     const header = decodeFrameHeader(bytes, meta.name);
     assert.equal(header.kind, meta.kind);
@@ -129,11 +141,12 @@ for (const { meta, bytes } of fixtures.filter((f) => f.meta.malformed)) {
   });
 }
 
-for (const { meta, bytes } of fixtures.filter((f) => !f.meta.malformed)) {
+for (const { meta, bytes } of commandFixtures.filter((f) => !f.meta.malformed)) {
+  const command = meta.command as CommandName | 'ERROR';
   test(`fixture ${meta.name}: decodes to its .json and re-encodes to the same bytes`, () => {
     const header = decodeFrameHeader(bytes, meta.name);
     const expectedKind =
-      meta.command === 'ERROR' ? ERROR_KIND : COMMAND_CODES[meta.command] | (meta.is_reply ? REPLY_BIT : 0);
+      command === 'ERROR' ? ERROR_KIND : COMMAND_CODES[command] | (meta.is_reply ? REPLY_BIT : 0);
     assert.equal(header.kind, expectedKind);
     assert.equal(header.kind, meta.kind);
     assert.equal(header.requestId, meta.request_id);
@@ -143,27 +156,27 @@ for (const { meta, bytes } of fixtures.filter((f) => !f.meta.malformed)) {
     const expected = fromJson(meta.fields);
 
     let reencoded: Uint8Array[];
-    if (meta.command === 'ERROR') {
+    if (command === 'ERROR') {
       const decoded = decodeError(payload);
       assert.deepStrictEqual(decoded, expected);
       reencoded = encodeError(decoded);
     } else if (meta.is_reply) {
-      const decoded = decodeReply(meta.command, payload);
+      const decoded = decodeReply(command, payload);
       assert.deepStrictEqual(decoded, expected);
-      reencoded = encodeReply(meta.command, decoded);
+      reencoded = encodeReply(command, decoded);
     } else {
-      const decoded = decodeRequest(meta.command, payload);
+      const decoded = decodeRequest(command, payload);
       assert.deepStrictEqual(decoded, expected);
-      reencoded = encodeRequest(meta.command, decoded);
+      reencoded = encodeRequest(command, decoded);
     }
     assert.deepStrictEqual(encodeFrame(meta.kind, meta.request_id, reencoded), bytes);
     // Encoding from the JSON values (not from our own decode) must give the same bytes too.
     const fromFields =
-      meta.command === 'ERROR'
+      command === 'ERROR'
         ? encodeError(expected as never)
         : meta.is_reply
-          ? encodeReply(meta.command, expected as never)
-          : encodeRequest(meta.command, expected as never);
+          ? encodeReply(command, expected as never)
+          : encodeRequest(command, expected as never);
     assert.deepStrictEqual(encodeFrame(meta.kind, meta.request_id, fromFields), bytes);
   });
 }

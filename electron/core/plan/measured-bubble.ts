@@ -12,10 +12,10 @@ export interface MeasuredBubble {
 }
 
 /**
- * A span starts when the host issues the op, which may be before the op's input exists (runPass awaits it inside
- * the span), so a stage counts as busy only from when its input was ready: F on stage s > 0 waits for F of the
- * same micro-batch on s - 1; B on the last stage for its own F; B on s < last for B on s + 1. The busy part keeps
- * the op's own host <-> agent transfer, which the stage cannot do anything else during.
+ * A stage counts as busy from when an op's input was ready to its reply: F on stage s > 0 waits for F of the same
+ * micro-batch on s - 1; B on the last stage for its own F; B on s < last for B on s + 1. runPass already starts a
+ * span no earlier than that (and no earlier than the stage's previous reply); the check here keeps spans from other
+ * sources honest. The busy part keeps the op's own host <-> agent transfer, which the stage cannot skip.
  */
 export function measuredBubble(spans: readonly PipelineSpan[]): MeasuredBubble {
   if (spans.length === 0) return { stepMs: 0, idleFraction: [], bubble: 0 };

@@ -24,10 +24,12 @@ export function boundaryMs(c: ModelConfig, t: PlanSettings, d: DeviceProfile): n
 }
 
 /**
- * One micro-batch's forward, backward and boundary transfers on a stage that is (not) first / last. A forward
- * receives its input over the device's own link and sends its output back over it before the agent takes the next
- * request (pipeline.ts runs each stage's ops one at a time), so both transfers and the op's overhead occupy
- * the stage: opForwardMs / opBackwardMs are the times the stage is taken per op.
+ * One micro-batch's forward, backward and boundary transfers on a stage that is (not) first / last. Both transfers
+ * over the device's own link and the op's overhead are charged to the stage: opForwardMs / opBackwardMs are the
+ * times the stage is taken per op. The runtime pipelines requests (a stage is sent its next op while it computes),
+ * which would hide the overhead if it were idle latency; measured on virtual phones it is not (the relay's host
+ * processes run on the agents' cores: pipelining took the demo's step from 47 to 44 ms, and a simulator that moved
+ * the overhead between stages predicted 1.25-1.31x too fast). docs/engine.md "Planning from measurements".
  */
 export function stageTimes(c: ModelConfig, t: PlanSettings, d: DeviceProfile, sh: StageShape, first: boolean, last: boolean) {
   const n = sh.layerEnd - sh.layerStart;

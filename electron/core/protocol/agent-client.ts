@@ -1,5 +1,6 @@
-// Host side of one agent session over a byte stream (net.Socket or an adbkit tunnel): HELLO, then one typed
-// request at a time, each with a timeout and an abort signal. Not a connector: adb tunnels/spawning live elsewhere.
+// Host side of one agent session over a byte stream (net.Socket or an adbkit tunnel): HELLO, then typed requests
+// answered in order, a few on the wire at once, each with a timeout and an abort signal. Not a connector: adb
+// tunnels/spawning live elsewhere.
 import type { Duplex } from 'node:stream';
 import { FrameParser } from './frame-stream.js';
 import {
@@ -36,6 +37,7 @@ import {
   errorCodeName,
   type Frame,
   kindName,
+  NOP_KIND,
   PROTOCOL_VERSION,
   REPLY_BIT,
 } from './wire.js';
@@ -46,6 +48,13 @@ export const DEFAULT_PROFILE_TIMEOUT_MS = 300_000;
 
 /** Idle time after which the client sends a STATS to keep the agent's silence timeout away. */
 export const DEFAULT_KEEP_ALIVE_MS = 120_000;
+
+/**
+ * Requests on the wire at once by default: the next one waits in the agent's socket while it computes the current
+ * one, so it starts that the moment it replies instead of one host round trip later (docs/protocol.md "Transport").
+ * Two hide the round trip; more would only hold more payloads in socket buffers.
+ */
+export const DEFAULT_PIPELINE_DEPTH = 2;
 
 export interface AgentClientOptions {
   /** The per-session secret the agent reads from its --token-file. */
@@ -59,6 +68,8 @@ export interface AgentClientOptions {
    * a session whose pipeline is waiting on a slower phone (default 120 s; 0 = never).
    */
   keepAliveMs?: number;
+  /** At most this many requests on the wire (sent, not yet answered); 1 = strict request/reply. Default 2. */
+  pipelineDepth?: number;
 }
 
 export interface RequestOptions {
@@ -147,7 +158,8 @@ interface Queued {
 interface InFlight {
   item: Queued;
   requestId: number;
-  timer: NodeJS.Timeout;
+  /** Armed once the request is at the head of the line, i.e. the agent is working on it. */
+  timer?: NodeJS.Timeout;
 }
 
 export class AgentClient {
@@ -155,7 +167,12 @@ export class AgentClient {
   private readonly timeoutMs: number;
   private readonly parser: FrameParser;
   private readonly queue: Queued[] = [];
-  private inFlight: InFlight | undefined;
+  /** Sent and not yet answered, oldest first: the agent answers in this order. */
+  private readonly onWire: InFlight[] = [];
+  private readonly pipelineDepth: number;
+  /** Frames written so far, requests and NOPs: tells whether anything went out since a reply arrived. */
+  private framesSent = 0;
+  private ackScheduled = false;
   private closedBy: AgentConnectionError | undefined;
   private nextRequestId = 1;
   private capabilitiesValue: AgentCapabilities | undefined;
@@ -166,10 +183,14 @@ export class AgentClient {
 
   private constructor(
     private readonly stream: Duplex,
-    opts: { label?: string; timeoutMs?: number; keepAliveMs?: number },
+    opts: { label?: string; timeoutMs?: number; keepAliveMs?: number; pipelineDepth?: number },
   ) {
     this.label = opts.label ?? defaultLabel(stream);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.pipelineDepth = opts.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH;
+    if (!Number.isInteger(this.pipelineDepth) || this.pipelineDepth < 1) {
+      throw new Error(`pipelineDepth must be an integer >= 1, got ${opts.pipelineDepth}`);
+    }
     this.parser = new FrameParser(`agent on ${this.label}`);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -324,12 +345,15 @@ export class AgentClient {
     this.fail(new AgentConnectionError(reason, this.label, message));
   }
 
-  /** True while a request is on the wire (the agent is working on it). */
+  /** True while a request is on the wire or queued. */
   get busy(): boolean {
-    return this.inFlight !== undefined || this.queue.length > 0;
+    return this.onWire.length > 0 || this.queue.length > 0;
   }
 
-  /** Queues a request; requests go out one at a time, in call order. */
+  /**
+   * Queues a request; requests go out in call order, at most pipelineDepth on the wire, and are answered in that
+   * order. Each one's timeout runs from when the one before it was answered (the agent serves one at a time).
+   */
   request<C extends CommandName>(command: C, fields: Requests[C], opts: RequestOptions = {}): Promise<Replies[C]> {
     return new Promise<Replies[C]>((resolve, reject) => {
       if (this.closedBy) return reject(this.afterClose(command));
@@ -345,9 +369,10 @@ export class AgentClient {
   }
 
   private pump(): void {
-    if (this.inFlight || this.closedBy) return;
-    const item = this.queue.shift();
-    if (!item) return;
+    while (!this.closedBy && this.onWire.length < this.pipelineDepth && this.queue.length > 0) this.send(this.queue.shift()!);
+  }
+
+  private send(item: Queued): void {
     let chunks: Uint8Array[];
     try {
       chunks = encodeRequest(item.command, item.fields as never);
@@ -355,40 +380,64 @@ export class AgentClient {
       // A bad argument never reached the wire: the connection stays usable.
       this.settle(item);
       item.reject(new Error(`cannot send ${item.command} to agent on ${this.label}: ${(err as Error).message}`));
-      this.pump();
       return;
     }
     const requestId = this.nextRequestId;
     this.nextRequestId = this.nextRequestId >= 0xffffffff ? 1 : this.nextRequestId + 1;
-    const timeoutMs = item.opts.timeoutMs ?? this.timeoutMs;
-    const timer = setTimeout(() => {
-      this.fail(
-        new AgentConnectionError(
-          'timeout',
-          this.label,
-          `agent on ${this.label} did not answer ${item.command} (request ${requestId}) within ${timeoutMs} ms; ` +
-            `the connection was closed, since a late reply could no longer be told apart`,
-        ),
-      );
-    }, timeoutMs);
-    this.inFlight = { item, requestId, timer };
+    this.onWire.push({ item, requestId });
+    if (this.onWire.length === 1) this.armHead();
     this.lastSentMs = Date.now();
     const payloadBytes = chunks.reduce((n, c) => n + c.length, 0);
+    this.write(item.command, [encodeFrameHeader(COMMAND_CODES[item.command], requestId, payloadBytes), ...chunks]);
+  }
+
+  private write(what: string, chunks: Uint8Array[]): void {
+    this.framesSent++;
     try {
-      const header = encodeFrameHeader(COMMAND_CODES[item.command], requestId, payloadBytes);
       this.stream.cork();
-      this.stream.write(header);
       for (const c of chunks) this.stream.write(c);
       this.stream.uncork();
     } catch (err) {
       this.fail(
-        new AgentConnectionError(
-          'stream-error',
-          this.label,
-          `cannot send ${item.command} to agent on ${this.label}: ${(err as Error).message}`,
-        ),
+        new AgentConnectionError('stream-error', this.label, `cannot send ${what} to agent on ${this.label}: ${(err as Error).message}`),
       );
     }
+  }
+
+  /**
+   * Called after a reply: if requests are still on the wire and nothing is sent in the meantime, sends a NOP.
+   * Writing anything carries the TCP acknowledgement of the reply just read. Without it the next reply can sit in
+   * the adb server for 40 ms: the server's socket to us has Nagle's algorithm on, so it holds a small write while
+   * its previous one is unacknowledged, and Linux delays a lone acknowledgement by up to 40 ms. Request/reply never
+   * met this (the next request carried the acknowledgement); pipelined replies come back to back.
+   */
+  private acknowledgeSoon(sentBefore: number): void {
+    if (this.ackScheduled || this.onWire.length === 0) return;
+    this.ackScheduled = true;
+    // After the reply's promise callbacks, which often send the next request themselves.
+    setImmediate(() => {
+      this.ackScheduled = false;
+      if (!this.closedBy && this.onWire.length > 0 && this.framesSent === sentBefore) {
+        this.write('NOP', [encodeFrameHeader(NOP_KIND, 0, 0)]);
+      }
+    });
+  }
+
+  /** Starts the timeout of the oldest request on the wire: the agent is working on it from now. */
+  private armHead(): void {
+    const head = this.onWire[0];
+    if (!head || head.timer) return;
+    const timeoutMs = head.item.opts.timeoutMs ?? this.timeoutMs;
+    head.timer = setTimeout(() => {
+      this.fail(
+        new AgentConnectionError(
+          'timeout',
+          this.label,
+          `agent on ${this.label} did not answer ${head.item.command} (request ${head.requestId}) within ${timeoutMs} ms; ` +
+            `the connection was closed, since a late reply could no longer be told apart`,
+        ),
+      );
+    }, timeoutMs);
   }
 
   private onData(chunk: Uint8Array): void {
@@ -406,7 +455,8 @@ export class AgentClient {
   }
 
   private onFrame(frame: Frame): void {
-    const req = this.inFlight;
+    const req = this.onWire[0];
+    const sentBefore = this.framesSent;
     if (frame.kind === ERROR_KIND && frame.requestId !== req?.requestId) {
       // E.g. BAD_FRAME, sent when the agent could not read our request id: report its words, then hang up.
       let what = '(malformed payload)';
@@ -449,6 +499,7 @@ export class AgentClient {
         );
       } else {
         this.pump();
+        this.acknowledgeSoon(sentBefore);
       }
       return;
     }
@@ -468,11 +519,12 @@ export class AgentClient {
     this.finish(req);
     req.item.resolve(reply);
     this.pump();
+    this.acknowledgeSoon(sentBefore);
   }
 
   private onStreamClosed(): void {
     if (this.closedBy) return;
-    const req = this.inFlight;
+    const req = this.onWire[0];
     const truncated = this.parser.truncation();
     const detail = truncated ? ` (${truncated})` : '';
     const during = req ? ` during ${req.item.command} (request ${req.requestId})` : '';
@@ -482,14 +534,14 @@ export class AgentClient {
 
   private onStreamError(err: Error): void {
     if (this.closedBy) return;
-    const req = this.inFlight;
+    const req = this.onWire[0];
     const during = req ? ` during ${req.item.command} (request ${req.requestId})` : '';
     const message = `connection to agent on ${this.label} failed${during}: ${err.message}`;
     this.fail(new AgentConnectionError('stream-error', this.label, message));
   }
 
   private onAbort(item: Queued): void {
-    if (this.inFlight?.item === item) {
+    if (this.onWire.some((w) => w.item === item)) {
       // The request is on the wire: its reply would arrive later and desynchronise the session, so end it.
       this.fail(
         new AgentConnectionError(
@@ -525,10 +577,12 @@ export class AgentClient {
     if (item.onAbort) item.opts.signal?.removeEventListener('abort', item.onAbort);
   }
 
+  /** Takes the answered head off the wire and starts the next one's timeout. */
   private finish(req: InFlight): void {
     clearTimeout(req.timer);
     this.settle(req.item);
-    this.inFlight = undefined;
+    this.onWire.shift();
+    this.armHead();
   }
 
   /** Marks the connection dead (first reason wins), rejects everything outstanding, destroys the stream. */
@@ -536,10 +590,16 @@ export class AgentClient {
     if (this.closedBy) return;
     this.closedBy = reason;
     clearInterval(this.keepAliveTimer);
-    const req = this.inFlight;
-    if (req) {
-      this.finish(req);
-      req.item.reject(reason);
+    // The head is told the reason itself; the ones sent behind it were never answered, the queued ones never sent.
+    const [head, ...behind] = this.onWire.splice(0);
+    if (head) {
+      clearTimeout(head.timer);
+      this.settle(head.item);
+      head.item.reject(reason);
+    }
+    for (const { item, requestId } of behind) {
+      this.settle(item);
+      item.reject(new AgentConnectionError(reason.reason, this.label, `${item.command} (request ${requestId}) was not answered: ${reason.message}`));
     }
     for (const item of this.queue.splice(0)) {
       this.settle(item);

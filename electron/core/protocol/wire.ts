@@ -29,6 +29,12 @@ export const COMMAND_CODES = {
 } as const;
 export type CommandName = keyof typeof COMMAND_CODES;
 
+/**
+ * A frame the agent reads and never answers (docs/protocol.md "NOP"): header only, request id 0. Not a command
+ * (every command has a reply); the client sends it so that the TCP acknowledgement of a reply goes out at once.
+ */
+export const NOP_KIND = 0x0010;
+
 export const ERROR_CODES = {
   BAD_FRAME: 1,
   HANDSHAKE_REQUIRED: 2,
@@ -69,6 +75,7 @@ export function errorCodeName(code: number): string {
 /** Human name of a frame kind: "FORWARD", "FORWARD reply", "ERROR", or the hex code when unknown. */
 export function kindName(kind: number): string {
   if (kind === ERROR_KIND) return 'ERROR';
+  if (kind === NOP_KIND) return 'NOP';
   const isReply = (kind & REPLY_BIT) !== 0;
   const name = commandName(kind & ~REPLY_BIT);
   const base = name ?? `unknown kind 0x${kind.toString(16).padStart(4, '0')}`;

@@ -74,45 +74,67 @@ export async function runPass(
     for (const grid of [fwdIn, bwdIn]) for (const row of grid) for (const d of row) d.reject(e);
   };
 
+  // Each op is sent the moment its input exists, without waiting for the stage's previous reply: the agent answers
+  // in order and the client keeps a couple on the wire (agent-client.ts pipelineDepth), so a stage with work
+  // waiting starts it as soon as it finishes the last one instead of a host round trip later. A reply is handled
+  // when it arrives, which is what releases the next stage's input.
   const runStage = async (s: number, ops: PipeOp[]) => {
     const { client, serial } = stages[s];
     const last = s === S - 1;
+    // A span runs from when the agent could start the op (its input is there and the op before it answered) to its
+    // reply; replies come in order, so the previous span has ended by the time this one is handled.
+    let prevEndMs = -Infinity;
+    const span = (kind: 'F' | 'B', micro: number, readyMs: number) => {
+      const endMs = now();
+      result.spans.push({ stage: s, serial, kind, micro, startMs: Math.max(readyMs, prevEndMs), endMs });
+      prevEndMs = endMs;
+    };
+    const replies: Promise<void>[] = [];
     for (const op of ops) {
       const i = op.micro;
-      const startMs = now();
+      let handled: Promise<void>;
       if (op.kind === 'F') {
         const input = await fwdIn[s][i].promise;
+        const readyMs = now();
         const flags = (opts.train ? FORWARD_FLAG_KEEP_ACTIVATIONS : 0) | (last && opts.wantLogits ? FORWARD_FLAG_RETURN_LOGITS : 0) |
           // On every stage: the last one has no hidden reply, but its BACKWARD's input gradient is relayed too.
           (opts.relay === 'f16' ? FORWARD_FLAG_RELAY_F16 : 0);
         const mb = micros[i];
-        const reply = await client.forward({
+        handled = client.forward({
           microId: i,
           flags,
           input,
           targets: last ? { dtype: 'i32', dims: [mb.batchSize, mb.seqLen], data: mb.targets } : undefined,
           mask: last ? { dtype: 'f32', dims: [mb.batchSize, mb.seqLen], data: mb.mask } : undefined,
+        }).then((reply) => {
+          if (reply.outputKind === FORWARD_OUTPUT_LOSS) {
+            result.lossSum += reply.lossSum;
+            result.weightSum += reply.weightSum;
+            result.logits[i] = reply.logits;
+            bwdIn[s][i].resolve(undefined);
+          } else {
+            result.relayBytes += tensorBytes(reply.hidden);
+            fwdIn[s + 1][i].resolve(reply.hidden);
+          }
+          span('F', i, readyMs);
         });
-        if (reply.outputKind === FORWARD_OUTPUT_LOSS) {
-          result.lossSum += reply.lossSum;
-          result.weightSum += reply.weightSum;
-          result.logits[i] = reply.logits;
-          bwdIn[s][i].resolve(undefined);
-        } else {
-          result.relayBytes += tensorBytes(reply.hidden);
-          fwdIn[s + 1][i].resolve(reply.hidden);
-        }
       } else {
         const gradOutput = await bwdIn[s][i].promise;
-        const reply = await client.backward({ microId: i, lossScale: opts.lossScale ?? 1, gradOutput });
-        if (s > 0) {
-          if (!reply.gradInput) throw new Error(`stage ${s} on ${serial} returned no input gradient for micro-batch ${i}`);
-          result.relayBytes += tensorBytes(reply.gradInput);
-          bwdIn[s - 1][i].resolve(reply.gradInput);
-        }
+        const readyMs = now();
+        handled = client.backward({ microId: i, lossScale: opts.lossScale ?? 1, gradOutput }).then((reply) => {
+          if (s > 0) {
+            if (!reply.gradInput) throw new Error(`stage ${s} on ${serial} returned no input gradient for micro-batch ${i}`);
+            result.relayBytes += tensorBytes(reply.gradInput);
+            bwdIn[s - 1][i].resolve(reply.gradInput);
+          }
+          span('B', i, readyMs);
+        });
       }
-      result.spans.push({ stage: s, serial, kind: op.kind, micro: i, startMs, endMs: now() });
+      // A failed op releases every stage waiting on it at once (failAll), not when this loop next looks.
+      handled.catch(failAll);
+      replies.push(handled);
     }
+    await Promise.all(replies);
   };
 
   await Promise.all(

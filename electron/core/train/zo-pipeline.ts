@@ -54,8 +54,10 @@ function slot<T>(): Slot<T> {
 
 /**
  * Runs ZO_FORWARD of every micro-batch through `stages` (ordered first to last). Each stage handles the
- * micro-batches in order, one request in flight per agent, so stage s works on micro-batch k while stage s+1 works
- * on k−1. LoRA values are not changed (that is ZO_STEP's job).
+ * micro-batches in order, so stage s works on micro-batch k while stage s+1 works on k−1. A request is sent the
+ * moment its input exists, without waiting for the stage's previous reply (the client keeps a couple on the wire,
+ * agent-client.ts pipelineDepth), so a stage with input waiting starts it as soon as it answers the one before.
+ * LoRA values are not changed (that is ZO_STEP's job).
  */
 export async function runZoForwardPass(
   stages: StageHandle[],
@@ -80,29 +82,38 @@ export async function runZoForwardPass(
   const runStage = async (s: number) => {
     const { client, serial } = stages[s];
     const last = s === S - 1;
+    // A span runs from when the agent could start the op (input there, previous op answered) to its reply.
+    let prevEndMs = -Infinity;
+    const replies: Promise<void>[] = [];
     for (let i = 0; i < micros.length; i++) {
       const input = await inputs[s][i].promise;
-      const startMs = now();
+      const readyMs = now();
       const mb = micros[i];
       const rows = copies * mb.batchSize;
-      const reply = await client.zoForward({
+      const handled = client.zoForward({
         ...zo,
         input,
         targets: last ? { dtype: 'i32', dims: [rows, mb.seqLen], data: repeatCopies(mb.targets, copies) } : undefined,
         mask: last ? { dtype: 'f32', dims: [rows, mb.seqLen], data: repeatCopies(mb.mask, copies) } : undefined,
+      }).then((reply) => {
+        if (reply.outputKind === 1) {
+          if (!last) throw new Error(`stage ${s} on ${serial} answered losses but is not the last stage (does it hold the head?)`);
+          if (reply.copyLossSums.length !== copies) throw new Error(`${serial} returned ${reply.copyLossSums.length} copy losses for ${copies} copies`);
+          reply.copyLossSums.forEach((x, c) => (result.copyLossSums[c] += x));
+          reply.copyWeightSums.forEach((x, c) => (result.copyWeightSums[c] += x));
+        } else {
+          if (last) throw new Error(`the last stage on ${serial} answered a hidden state, not losses (does it hold the head?)`);
+          result.relayBytes += reply.hidden.data.byteLength;
+          inputs[s + 1][i].resolve(reply.hidden);
+        }
+        const endMs = now();
+        result.spans.push({ stage: s, serial, kind: 'F', micro: i, startMs: Math.max(readyMs, prevEndMs), endMs });
+        prevEndMs = endMs;
       });
-      if (reply.outputKind === 1) {
-        if (!last) throw new Error(`stage ${s} on ${serial} answered losses but is not the last stage (does it hold the head?)`);
-        if (reply.copyLossSums.length !== copies) throw new Error(`${serial} returned ${reply.copyLossSums.length} copy losses for ${copies} copies`);
-        reply.copyLossSums.forEach((x, c) => (result.copyLossSums[c] += x));
-        reply.copyWeightSums.forEach((x, c) => (result.copyWeightSums[c] += x));
-      } else {
-        if (last) throw new Error(`the last stage on ${serial} answered a hidden state, not losses (does it hold the head?)`);
-        result.relayBytes += reply.hidden.data.byteLength;
-        inputs[s + 1][i].resolve(reply.hidden);
-      }
-      result.spans.push({ stage: s, serial, kind: 'F', micro: i, startMs, endMs: now() });
+      handled.catch(failAll); // a failed op releases the stages waiting on it at once
+      replies.push(handled);
     }
+    await Promise.all(replies);
   };
 
   await Promise.all(stages.map((_, s) => runStage(s).catch((e) => {
