@@ -1,7 +1,8 @@
 // libFuzzer target: the agent's real frame reader and socket loop (serve_connection in server.cpp), fed the input
 // as the byte stream a host sends, through a socketpair; a session without a stage answers. Checks, besides "no
 // crash, no leak, no UB": every reply is a well-formed frame that decodes, answers the request with the same id in
-// order, a bad header gets exactly one BAD_FRAME reply and ends the session, and the agent stops reading exactly
+// order, a NOP after the handshake gets no reply (or BAD_FRAME and the end of the session if it carries a payload),
+// a bad header gets exactly one BAD_FRAME reply and ends the session, and the agent stops reading exactly
 // where docs/protocol.md says (closing error, SHUTDOWN, bad header, end of input), never before.
 #include <fcntl.h>
 #include <poll.h>
@@ -108,8 +109,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Walk the requests and the replies together.
   size_t pos = 0;
   bool shutdown = false;
+  bool authenticated = false;  // a HELLO has been answered without an error
   for (const Request& req : requests) {
     if (req.header_ok && !req.complete) break;  // the host "vanished" mid-frame: no reply
+    const bool nop = req.header_ok && req.header.kind == static_cast<uint16_t>(Cmd::Nop) && authenticated;
+    if (nop && req.payload.empty()) continue;  // docs/protocol.md "NOP": read and discarded, never answered
     FUZZ_CHECK(replies.size() - pos >= kFrameHeaderBytes, "no reply to a complete request");
     Frame reply;
     reply.header = decode_header(replies.data() + pos);
@@ -124,7 +128,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  "a bad header did not get BAD_FRAME");
       break;
     }
+    if (nop) {
+      FUZZ_CHECK(reply.header.kind == kErrorKind && decode_error_reply(reply.payload).code == ErrorCode::BadFrame,
+                 "a NOP with a payload did not get BAD_FRAME");
+      break;
+    }
     confidant::fuzz::check_reply_decodes(req.header.kind, reply);
+    if (req.header.kind == static_cast<uint16_t>(Cmd::Hello) && reply.header.kind != kErrorKind) authenticated = true;
     if (reply.header.kind == kErrorKind) {
       if (error_closes_connection(decode_error_reply(reply.payload).code)) break;
     } else if (req.header.kind == static_cast<uint16_t>(Cmd::Shutdown)) {

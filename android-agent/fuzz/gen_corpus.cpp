@@ -341,6 +341,11 @@ void server_seeds(const std::vector<Req>& reqs) {
   bad_hello[4] = 0xFF;
   write("fuzz_server", "malformed-hello-then-hello", cat({frame(0x0001, 1, bad_hello), hello, frame(0x0009, 2, {})}));
   write("fuzz_server", "unknown-kind", cat({hello, frame(0x0042, 2, {}), frame(0x0009, 3, {})}));
+  // NOP: discarded after HELLO, refused before it, BAD_FRAME when it carries a payload (docs/protocol.md "NOP").
+  const uint16_t nop = static_cast<uint16_t>(Cmd::Nop);
+  write("fuzz_server", "nop-between-requests", cat({hello, frame(0x0009, 2, {}), frame(nop, 0, {}), frame(0x0009, 3, {})}));
+  write("fuzz_server", "nop-before-hello", cat({frame(nop, 0, {}), hello}));
+  write("fuzz_server", "nop-with-payload", cat({hello, frame(nop, 0, {1, 2, 3}), frame(0x0009, 3, {})}));
 }
 
 }  // namespace
