@@ -262,6 +262,13 @@ void shape_seeds(uint8_t whole, uint8_t mid) {
     zo.mask = mask(B, 2);
     write("fuzz_session", "whole-zo-forward-" + name, cat({{whole}, sframe(0x000C, encode(zo))}));
   }
+  // ZO_FORWARD on a middle stage, hidden state in and out as f16 (flags bit 2).
+  ZoForwardRequest zo_mid;
+  zo_mid.queries = 1;
+  zo_mid.eps = 1e-2f;
+  zo_mid.flags = kForwardRelayF16;
+  zo_mid.input = hidden_f16(2, 2);
+  write("fuzz_session", "mid-zo-forward-f16", cat({{mid}, sframe(0x000C, encode(zo_mid))}));
   // SET_SPLIT with the wrong layer count and an impossible split; SET_LORA with a tensor of the wrong shape.
   SetSplitRequest split;
   split.layers.assign(4, SplitEntry{});

@@ -407,6 +407,7 @@ ZoForwardRequest decode_zo_forward_request(const std::vector<uint8_t>& p) {
   m.step = r.u32();
   m.queries = r.u32();
   m.eps = r.f32();
+  m.flags = r.u32();
   m.input = r.tensor();
   m.has_targets = r.flag();
   if (m.has_targets) {
@@ -422,6 +423,7 @@ std::vector<uint8_t> encode(const ZoForwardRequest& m) {
   w.u32(m.step);
   w.u32(m.queries);
   w.f32(m.eps);
+  w.u32(m.flags);
   w.tensor(m.input);
   w.flag(m.has_targets);
   if (m.has_targets) {

@@ -173,6 +173,7 @@ struct ZoForwardRequest {
   uint32_t step = 0;
   uint32_t queries = 0;  // q: the batch holds 2q perturbed copies
   float eps = 0;
+  uint32_t flags = 0;  // only kForwardRelayF16: answer the hidden state in f16
   Tensor input;
   bool has_targets = false;
   Tensor targets;  // when has_targets

@@ -527,6 +527,7 @@ std::vector<uint8_t> Session::zo_forward(const std::vector<uint8_t>& p) {
   if (!std::isfinite(req.eps) || req.eps <= 0.0f) {
     bad_argument("ZO_FORWARD eps must be finite and > 0, got " + std::to_string(req.eps));
   }
+  if (req.flags & ~kForwardRelayF16) bad_argument("ZO_FORWARD flags has unknown bits (only bit 2, f16 relay)");
   const uint64_t copies = 2 * uint64_t(req.queries);
   if (!req.input.dims.empty() && req.input.dims[0] % copies != 0) {
     bad_argument("ZO_FORWARD batch size " + std::to_string(req.input.dims[0]) + " is not a multiple of 2 * queries = " +
@@ -596,7 +597,8 @@ std::vector<uint8_t> Session::zo_forward(const std::vector<uint8_t>& p) {
     rep.copy_weight_sums = std::move(res.copy_weight_sums);
   } else {
     rep.output_kind = 0;
-    rep.hidden = Tensor::make_f32({B, T, c.hidden_size}, res.hidden.data());
+    rep.hidden = req.flags & kForwardRelayF16 ? make_f16({B, T, c.hidden_size}, res.hidden.data())
+                                              : Tensor::make_f32({B, T, c.hidden_size}, res.hidden.data());
   }
   return encode(rep);
 }

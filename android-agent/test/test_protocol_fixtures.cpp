@@ -242,6 +242,7 @@ std::map<std::pair<std::string, bool>, Codec> codecs() {
                 {"step", num(m.step)},
                 {"queries", num(m.queries)},
                 {"eps", num(m.eps)},
+                {"flags", num(m.flags)},
                 {"input", tensor_json(m.input)},
                 {"targets", opt_tensor(m.has_targets, m.targets)},
                 {"mask", opt_tensor(m.has_targets, m.mask)}});

@@ -607,6 +607,14 @@ void test_zo_profile_split_with_stage() {
     CHECK_EQ(int(h.output_kind), 0);
     CHECK_MSG(h.hidden.dtype == DType::F32 && h.hidden.dims == (std::vector<uint32_t>{2, kT, 64}),
               h.hidden.shape_string());
+    // flags bit 2: the same hidden state, narrowed to f16 on the agent (round to nearest even, as to_f16 does).
+    ZoForwardRequest z16 = zo_request(1, 1e-3f, two.tokens, nullptr);
+    z16.flags = kForwardRelayF16;
+    const ZoForwardReply h_f16 = decode_zo_forward_reply(CALL_OK(*first, Cmd::ZoForward, encode(z16)));
+    CHECK_MSG(h_f16.hidden.dtype == DType::F16 && h_f16.hidden.dims == h.hidden.dims, h_f16.hidden.shape_string());
+    CHECK_MSG(h_f16.hidden.data == to_f16(h.hidden).data, "ZO_FORWARD f16 relay is not the f32 reply rounded to f16");
+    z16.flags = 1;
+    EXPECT_ERROR(*first, Cmd::ZoForward, encode(z16), ErrorCode::BadArgument, "ZO_FORWARD flags has unknown bits");
     auto last = open_stage("last.stage", 0);
     CALL_OK(*last, Cmd::SetLora, encode(SetLoraRequest{deterministic_lora(*last)}));
     const Tensor h16 = to_f16(h.hidden);

@@ -124,6 +124,22 @@ test('split equals whole for P-RGE: 1, 2 and 3 stages give the same step losses 
   }
 });
 
+test('f16 relay: half the relayed bytes, copy losses within f16 rounding of the f32 relay', { skip }, async () => {
+  const lora = initialLora(folder.config, 0, LAYERS, RANK, LORA_MODULES, 7);
+  const st = await stages([[0, 2], [2, 4], [4, 5]], lora);
+  // lr 0: ZO_STEP leaves B as it is, so both passes of step 1 perturb the same B with the same z.
+  const o = { seed: SEED, step: 1, lr: 0, queries: QUERIES, eps: EPS };
+  const micros = stepMicros(1, 3, 2);
+  const f32 = await zoStep(st, micros, { ...o, relay: 'f32' });
+  const f16 = await zoStep(st, micros, { ...o, relay: 'f16' });
+  await stopAll();
+  // Two links, 3 micro-batches of 2q copies x 2 sequences x 32 tokens x hidden 64, 4 or 2 bytes each.
+  const elements = 2 * 3 * (2 * QUERIES) * 2 * 32 * folder.config.hiddenSize;
+  assert.equal(f32.relayBytes, elements * 4);
+  assert.equal(f16.relayBytes, elements * 2);
+  f32.copyLosses.forEach((x, c) => assert.ok(relDiff(x, f16.copyLosses[c]) < 2e-3, `copy ${c}: f32 relay ${x}, f16 relay ${f16.copyLosses[c]}`));
+});
+
 /** Sequential MeZO on one whole-model agent with host-materialised perturbations (see the file comment). */
 async function mezoReference(steps: number, o: Omit<ZoStepOptions, 'step'>, micros: { count: number; size: number }, lora: NamedTensor[]): Promise<{ losses: number[]; b: Map<string, Float32Array> }> {
   const [whole] = await stages([[0, LAYERS]], lora);

@@ -508,6 +508,7 @@ test('zoForward, zoStep, profile and setSplit send the fixture bytes and return 
     step: zf.step as number,
     queries: zf.queries as number,
     eps: zf.eps as number,
+    flags: zf.flags as number,
     input: tensor(zf.input),
     targets: tensor(zf.targets),
     mask: tensor(zf.mask),

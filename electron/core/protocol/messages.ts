@@ -39,7 +39,10 @@ export const FORWARD_FLAG_RETURN_LOGITS = 1 << 1;
 export const GET_LORA_FLAG_INCLUDE_GRADS = 1 << 0;
 /** GET_LORA adds "<name>.adam_m" / "<name>.adam_v" (AdamW moments) of every trainable tensor: checkpoints. */
 export const GET_LORA_FLAG_INCLUDE_MOMENTS = 1 << 1;
-/** FORWARD replies hidden as f16 and the micro-batch's BACKWARD answers grad_input as f16: half the relay bytes. */
+/**
+ * FORWARD replies hidden as f16 and the micro-batch's BACKWARD answers grad_input as f16: half the relay bytes. The
+ * same bit in ZO_FORWARD's flags has it answer its hidden state as f16.
+ */
 export const FORWARD_FLAG_RELAY_F16 = 1 << 2;
 export const FORWARD_OUTPUT_HIDDEN = 0;
 export const FORWARD_OUTPUT_LOSS = 1;
@@ -141,6 +144,7 @@ export interface ZoForwardRequest {
   step: number; // u32
   queries: number; // u32, >= 1
   eps: number; // f32
+  flags: number; // u32: only FORWARD_FLAG_RELAY_F16 (the hidden reply in f16)
   input: Tensor; // i32 [B, T] tokens on the first stage, f32 or f16 [B, T, hidden] otherwise; B % (2 * queries) == 0
   targets?: Tensor; // i32 [B, T], last stage only, together with mask
   mask?: Tensor; // f32 [B, T]
@@ -471,7 +475,7 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
       if ((v.targets === undefined) !== (v.mask === undefined)) {
         throw new ProtocolError('ZO_FORWARD request: targets and mask go together (last stage) or not at all');
       }
-      w.u64(v.seed, 'seed').u32(v.step, 'step').u32(v.queries, 'queries').f32(v.eps, 'eps');
+      w.u64(v.seed, 'seed').u32(v.step, 'step').u32(v.queries, 'queries').f32(v.eps, 'eps').u32(v.flags, 'flags');
       writeTensor(w, v.input, 'input');
       w.u8(v.targets ? 1 : 0, 'has_targets');
       if (v.targets && v.mask) {
@@ -485,6 +489,7 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
         step: r.u32('step'),
         queries: r.u32('queries'),
         eps: r.f32('eps'),
+        flags: r.u32('flags'),
         input: readTensor(r, 'input'),
       };
       if (r.bool('has_targets')) {

@@ -133,7 +133,7 @@ export const TRAINING_MODES = {
  * the reported "gradient norm" is that of the q projected gradients.
  */
 async function zoTrainStep(stages: StageHandle[], micros: MicroBatch[], ctx: StepContext): Promise<StepOutcome> {
-  const r = await zoStep(stages, micros, { seed: ctx.seed, step: ctx.step, lr: ctx.lr, queries: ctx.zo.queries, eps: ctx.zo.eps });
+  const r = await zoStep(stages, micros, { seed: ctx.seed, step: ctx.step, lr: ctx.lr, queries: ctx.zo.queries, eps: ctx.zo.eps, relay: ctx.relay });
   return { loss: r.loss, gradNorm: Math.hypot(...r.projectedGradients), relayBytes: r.relayBytes, spans: r.spans };
 }
 export type TrainingMode = keyof typeof TRAINING_MODES;

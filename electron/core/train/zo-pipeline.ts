@@ -6,8 +6,8 @@
 // to z_i for i = 0 … queries−1 of the request, so a request cannot carry "queries 2 and 3" of a step; and keeping
 // all 2q copies in one request keeps the engine's batched low-rank path (one pass over the base weights for all
 // copies). docs/protocol.md defines the per-copy loss over all micro-batches of a step for exactly this split.
-import type { Tensor } from '../protocol/messages.js';
-import type { PipelineSpan } from '../api/types.js';
+import type { PipelineSpan, RelayDtype } from '../api/types.js';
+import { FORWARD_FLAG_RELAY_F16, type Tensor } from '../protocol/messages.js';
 import type { MicroBatch, StageHandle } from './pipeline.js';
 
 export interface ZoPerturbation {
@@ -26,7 +26,7 @@ export interface ZoPassResult {
   copyLossSums: number[];
   /** Per copy: Σ mask over all micro-batches (the same for every copy: each holds the same data). */
   copyWeightSums: number[];
-  /** Hidden-state bytes relayed through the host. */
+  /** Hidden-state bytes relayed through the host (each tensor once). */
   relayBytes: number;
   spans: PipelineSpan[];
 }
@@ -57,19 +57,21 @@ function slot<T>(): Slot<T> {
  * micro-batches in order, so stage s works on micro-batch k while stage s+1 works on k−1. A request is sent the
  * moment its input exists, without waiting for the stage's previous reply (the client keeps a couple on the wire,
  * agent-client.ts pipelineDepth), so a stage with input waiting starts it as soon as it answers the one before.
- * LoRA values are not changed (that is ZO_STEP's job).
+ * `relay` f16 (ZO_FORWARD flags bit 2) has the agents answer hidden states as f16, which the next stage takes as is:
+ * half the bytes over every link. LoRA values are not changed (that is ZO_STEP's job).
  */
 export async function runZoForwardPass(
   stages: StageHandle[],
   micros: MicroBatch[],
   zo: ZoPerturbation,
-  opts: { nowMs?: () => number } = {},
+  opts: { nowMs?: () => number; relay?: RelayDtype } = {},
 ): Promise<ZoPassResult> {
   if (stages.length === 0) throw new Error('P-RGE pass: no stages');
   if (micros.length === 0) throw new Error('P-RGE pass: no micro-batches');
   if (!Number.isInteger(zo.queries) || zo.queries < 1) throw new Error(`P-RGE pass: queries must be an integer >= 1, got ${zo.queries}`);
   const S = stages.length;
   const copies = 2 * zo.queries;
+  const flags = opts.relay === 'f16' ? FORWARD_FLAG_RELAY_F16 : 0;
   const now = opts.nowMs ?? (() => performance.now());
   const inputs = stages.map(() => micros.map(() => slot<Tensor>()));
   micros.forEach((mb, i) => inputs[0][i].resolve({ dtype: 'i32', dims: [copies * mb.batchSize, mb.seqLen], data: repeatCopies(mb.tokens, copies) }));
@@ -92,6 +94,7 @@ export async function runZoForwardPass(
       const rows = copies * mb.batchSize;
       const handled = client.zoForward({
         ...zo,
+        flags,
         input,
         targets: last ? { dtype: 'i32', dims: [rows, mb.seqLen], data: repeatCopies(mb.targets, copies) } : undefined,
         mask: last ? { dtype: 'f32', dims: [rows, mb.seqLen], data: repeatCopies(mb.mask, copies) } : undefined,

@@ -2,7 +2,7 @@
 // copies (zo-pipeline.ts), the q projected gradients on the host, then ZO_STEP with the same (seed, step) on every
 // stage. The drop-in for job.ts's backprop step (runPass + optimizerStep); needs stages loaded with LOAD_STAGE
 // flags bit 0 clear (A frozen), which only changes what BACKWARD would train: ZO never touches A.
-import type { PipelineSpan } from '../api/types.js';
+import type { PipelineSpan, RelayDtype } from '../api/types.js';
 import type { MicroBatch, StageHandle } from './pipeline.js';
 import { runZoForwardPass } from './zo-pipeline.js';
 
@@ -17,6 +17,8 @@ export interface ZoStepOptions {
   queries: number;
   /** Perturbation size; the authors use 1e-2. */
   eps: number;
+  /** Hidden states between stages as f16 or f32 (the default, as runPass). */
+  relay?: RelayDtype;
   nowMs?: () => number;
 }
 
@@ -62,7 +64,7 @@ export function projectedGradients(copyLossSums: readonly number[], copyWeightSu
  */
 export async function zoStep(stages: StageHandle[], micros: MicroBatch[], o: ZoStepOptions): Promise<ZoStepResult> {
   const zo = { seed: o.seed, step: o.step, queries: o.queries, eps: o.eps };
-  const pass = await runZoForwardPass(stages, micros, zo, { nowMs: o.nowMs });
+  const pass = await runZoForwardPass(stages, micros, zo, { nowMs: o.nowMs, relay: o.relay });
   const { copyLosses, g } = projectedGradients(pass.copyLossSums, pass.copyWeightSums, o.eps);
   await Promise.all(stages.map((s) => s.client.zoStep({ seed: o.seed, step: o.step, lr: o.lr, g })));
   return {
