@@ -250,11 +250,16 @@ void shape_seeds(uint8_t whole, uint8_t mid) {
     write("fuzz_session", "mid-backward-grad-" + name,
           cat({{mid}, sframe(0x0004, encode(keep)), sframe(0x0005, encode(BackwardRequest{2, 1.0f, true, t}))}));
   }
-  // ZO_FORWARD: batch not a multiple of 2q, q = 0, q over the limit.
-  for (const auto& [name, q, B] : std::vector<std::tuple<std::string, uint32_t, uint32_t>>{
-           {"odd-batch", 1, 3}, {"zero-queries", 0, 2}, {"too-many-queries", 1025, 2}}) {
+  // ZO_FORWARD: batch not a multiple of 2q, q = 0, q over the limit, a later query of the step, queries past it.
+  for (const auto& [name, q, first, B] : std::vector<std::tuple<std::string, uint32_t, uint32_t, uint32_t>>{
+           {"odd-batch", 1, 0, 3},
+           {"zero-queries", 0, 0, 2},
+           {"too-many-queries", 1025, 0, 2},
+           {"first-query", 1, 5, 2},
+           {"first-query-past-limit", 2, 1023, 4}}) {
     ZoForwardRequest zo;
     zo.queries = q;
+    zo.first_query = first;
     zo.eps = 1e-2f;
     zo.input = tokens(B, 2);
     zo.has_targets = true;

@@ -48,7 +48,7 @@ const float* column_slice(Arena& ar, const float* m, int rows, int cols, int c0,
 }
 
 // A P-RGE forward of one projection share: copy j = 2i+s of the batch (rows [j, j+1) * rows_per_copy) runs with
-// its own adapter B + (s ? -1 : +1) * eps * z_i, where z_i is the whole (OC, R) perturbation of this module's B
+// its own adapter B + (s ? -1 : +1) * eps * z_(first_query + i), where z_i is the whole (OC, R) perturbation of this module's B
 // and [r0, r0+rn) the rows of B (and of out) this share produces. Every copy's adapter goes into one low-rank term
 // of inner size K = R + q*R next to the base matmul, so out is written in one pass and no perturbed copy of B
 // exists:
@@ -79,7 +79,8 @@ void proj_zo_forward(Share& s, const LayerCtx& c, LoraModule m, const float* x, 
   const uint32_t pid = LoraSet::zo_param_id(c.layer, m);
   std::vector<float> z(size_t(rn) * R);  // only this share's rows of z_i
   for (int i = 0; i < q; ++i) {
-    prge_fill_z_range(z.data(), uint64_t(r0) * R, z.size(), zo.seed, zo.step, static_cast<uint32_t>(i), pid);
+    prge_fill_z_range(z.data(), uint64_t(r0) * R, z.size(), zo.seed, zo.step, zo.first_query + static_cast<uint32_t>(i),
+                      pid);
     for (int o = 0; o < rn; ++o)
       for (int r = 0; r < R; ++r) L[size_t(o) * K + R + size_t(i) * R + r] = coeff * z[size_t(o) * R + r];
   }

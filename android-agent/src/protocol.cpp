@@ -406,6 +406,7 @@ ZoForwardRequest decode_zo_forward_request(const std::vector<uint8_t>& p) {
   m.seed = r.u64();
   m.step = r.u32();
   m.queries = r.u32();
+  m.first_query = r.u32();
   m.eps = r.f32();
   m.flags = r.u32();
   m.input = r.tensor();
@@ -422,6 +423,7 @@ std::vector<uint8_t> encode(const ZoForwardRequest& m) {
   w.u64(m.seed);
   w.u32(m.step);
   w.u32(m.queries);
+  w.u32(m.first_query);
   w.f32(m.eps);
   w.u32(m.flags);
   w.tensor(m.input);

@@ -171,7 +171,8 @@ struct StatsReply {
 struct ZoForwardRequest {
   uint64_t seed = 0;
   uint32_t step = 0;
-  uint32_t queries = 0;  // q: the batch holds 2q perturbed copies
+  uint32_t queries = 0;      // q: the batch holds 2q perturbed copies
+  uint32_t first_query = 0;  // copies 2j, 2j+1 use z_(first_query + j): a step's queries may span requests
   float eps = 0;
   uint32_t flags = 0;  // only kForwardRelayF16: answer the hidden state in f16
   Tensor input;

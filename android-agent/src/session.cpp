@@ -524,6 +524,11 @@ std::vector<uint8_t> Session::zo_forward(const std::vector<uint8_t>& p) {
     bad_argument("ZO_FORWARD queries must be in [1, " + std::to_string(kMaxZoQueries) + "], got " +
                  std::to_string(req.queries));
   }
+  if (uint64_t(req.first_query) + req.queries > kMaxZoQueries) {
+    bad_argument("ZO_FORWARD queries [" + std::to_string(req.first_query) + ", " +
+                 std::to_string(uint64_t(req.first_query) + req.queries) + ") reach past the " +
+                 std::to_string(kMaxZoQueries) + " queries a step may have");
+  }
   if (!std::isfinite(req.eps) || req.eps <= 0.0f) {
     bad_argument("ZO_FORWARD eps must be finite and > 0, got " + std::to_string(req.eps));
   }
@@ -565,6 +570,7 @@ std::vector<uint8_t> Session::zo_forward(const std::vector<uint8_t>& p) {
   zo.seed = req.seed;
   zo.step = req.step;
   zo.queries = req.queries;
+  zo.first_query = req.first_query;
   zo.eps = req.eps;
   ForwardArgs a;
   a.B = int(B);

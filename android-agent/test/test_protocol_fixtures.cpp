@@ -241,6 +241,7 @@ std::map<std::pair<std::string, bool>, Codec> codecs() {
     return obj({{"seed", num(double(m.seed))},
                 {"step", num(m.step)},
                 {"queries", num(m.queries)},
+                {"first_query", num(m.first_query)},
                 {"eps", num(m.eps)},
                 {"flags", num(m.flags)},
                 {"input", tensor_json(m.input)},

@@ -477,6 +477,10 @@ void test_zo_profile_split_without_stage() {
                "queries must be in [1, 1024], got 0");
   EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(1025, 1e-3f, tokens, nullptr)), ErrorCode::BadArgument,
                "queries must be in [1, 1024]");
+  ZoForwardRequest past = zo_request(2, 1e-3f, tokens, nullptr);
+  past.first_query = 1023;
+  EXPECT_ERROR(s, Cmd::ZoForward, encode(past), ErrorCode::BadArgument,
+               "queries [1023, 1025) reach past the 1024 queries a step may have");
   EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(1, NAN, tokens, nullptr)), ErrorCode::BadArgument,
                "eps must be finite and > 0");
   EXPECT_ERROR(s, Cmd::ZoForward, encode(zo_request(1, 0.0f, tokens, nullptr)), ErrorCode::BadArgument,
@@ -540,9 +544,33 @@ void test_zo_profile_split_with_stage() {
       CHECK_MSG(rel(mean, base.loss_sum) < 1e-3, "mean of the +-eps losses " + std::to_string(mean) +
                                                      " vs unperturbed " + std::to_string(base.loss_sum));
     }
+    // A step's queries split over requests (first_query): q = 2 in one request gives the losses of queries 0 and
+    // 1 sent one per request, so the host may cut a micro-batch's copies into several pipeline ops.
+    const MicroBatch four = repeat_row(mb, 1, 4);
+    const ZoForwardReply both =
+        decode_zo_forward_reply(CALL_OK(*s, Cmd::ZoForward, encode(zo_request(2, 1e-3f, four.tokens, &four))));
+    std::vector<double> split;
+    for (uint32_t i = 0; i < 2; ++i) {
+      ZoForwardRequest one_query = zo_request(1, 1e-3f, two.tokens, &two);
+      one_query.first_query = i;
+      const ZoForwardReply r = decode_zo_forward_reply(CALL_OK(*s, Cmd::ZoForward, encode(one_query)));
+      split.insert(split.end(), r.copy_loss_sums.begin(), r.copy_loss_sums.end());
+    }
+    CHECK_EQ(both.copy_loss_sums.size(), size_t(4));
+    CHECK_EQ(split.size(), size_t(4));
+    if (both.copy_loss_sums.size() == 4 && split.size() == 4) {
+      CHECK_MSG(split[0] == z.copy_loss_sums[0] && split[1] == z.copy_loss_sums[1], "first_query 0 is query 0");
+      for (int c = 0; c < 4; ++c) {
+        CHECK_MSG(rel(both.copy_loss_sums[c], split[c]) < 1e-6,
+                  "copy " + std::to_string(c) + ": q = 2 in one request " + std::to_string(both.copy_loss_sums[c]) +
+                      " vs one query per request " + std::to_string(split[c]));
+      }
+      CHECK_MSG(split[2] != split[0], "query 1 used query 0's perturbation");
+    }
+
     // Nothing kept, LoRA unchanged; ZO_FORWARD counts as a forward.
     const StatsReply st = decode_stats_reply(CALL_OK(*s, Cmd::Stats, {}));
-    CHECK_EQ(st.forward_count, uint64_t(2));
+    CHECK_EQ(st.forward_count, uint64_t(5));
     EXPECT_ERROR(*s, Cmd::ZoForward, encode(zo_request(1, 1e-2f, two.tokens, nullptr)), ErrorCode::BadArgument,
                  "needs targets and mask");
     EXPECT_ERROR(*s, Cmd::ZoForward, encode(zo_request(1, 1e-2f, mb.tokens, &one)), ErrorCode::BadArgument,

@@ -26,8 +26,8 @@ const USAGE = `usage: confidant <command> [options]
         [--micro-batches M] [--micro-batch-size B] [--seed S] [--runs-dir DIR]
         [--data-format auto|text|jsonl|csv] [--prompt-column C --completion-column C | --text-column C]
         [--skip-bad-rows] [--remove-stage-files] [--mode backprop|zo] [--zo-queries Q] [--zo-eps E]
-        [--checkpoint-every N] [--relay f16|f32] | train --resume runs/<id>
-  plan [--model DIR|FILE.gguf] [--devices a,b] [--adb host:port]... [--seq-len T] [--micro-batches M] [--micro-batch-size B] [--weight-format f] [--mode backprop|zo] [--json]
+        [--zo-queries-per-op D] [--checkpoint-every N] [--relay f16|f32] | train --resume runs/<id>
+  plan [--model DIR|FILE.gguf] [--devices a,b] [--adb host:port]... [--seq-len T] [--micro-batches M] [--micro-batch-size B] [--weight-format f] [--mode backprop|zo] [--queries Q] [--queries-per-op D] [--json]
   data preview --data FILE [--model DIR] [dataset options as for train] [--seq-len T] [--examples N] [--json]
                                            how the file will be trained on: format, bad rows by line, stats,
                                            the first rows with the trained part marked

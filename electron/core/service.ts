@@ -20,6 +20,7 @@ import { deployerForServers } from './deploy/multi-server-deployer.js';
 import { exportRun } from './export/export-run.js';
 import { bundledPaths, type BundledPaths } from './paths.js';
 import { chooseTrainingDevices } from './train/training-devices.js';
+import { defaultZoQueriesPerOp } from './plan/zo-ops.js';
 import { DEFAULT_TRAIN_SETTINGS, runTrainJob } from './train/job.js';
 import { checkRunId, listRunSummaries, readRunDetails } from './train/run-details.js';
 import { TryItGenerator } from './onnx/try-it.js';
@@ -144,9 +145,12 @@ export async function createService(opts: ServiceOptions): Promise<ConfidantServ
       const devices = chooseTrainingDevices(await currentDevices(), p.serials, defaultServer);
       const { config } = await openModel(resolve(p.modelPath));
       const d = DEFAULT_TRAIN_SETTINGS;
+      const seqLen = p.seqLen ?? d.seqLen;
       const settings = {
-        loraRank: d.loraRank, microBatchSize: d.microBatchSize, microBatches: d.microBatches, seqLen: p.seqLen ?? d.seqLen,
+        loraRank: d.loraRank, microBatchSize: d.microBatchSize, microBatches: d.microBatches, seqLen,
         weightFormat: p.weightFormat ?? d.weightFormat, mode: p.mode ?? d.mode, zoQueries: d.zoQueries, targetMask: targetMask(d.loraModules),
+        // As the run will cut P-RGE's copies into ops (job.ts): the preview's bubble is the run's.
+        zoQueriesPerOp: defaultZoQueriesPerOp(d.zoQueries, d.microBatchSize, seqLen),
       };
       return previewPlan(config, devices, settings, p.layout);
     },

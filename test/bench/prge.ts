@@ -49,7 +49,7 @@ export async function benchPrge(c: ModelConfig, stagePath: string, seqLen: numbe
 
     let batchedMode = `ZO_FORWARD q=${PRGE_QUERIES}`;
     let step = 1;
-    let batchedOp = () => a.client.zoForward({ seed: 12345, step: step++, queries: PRGE_QUERIES, eps: 1e-2, flags: 0, input: batch }) as Promise<unknown>;
+    let batchedOp = () => a.client.zoForward({ seed: 12345, step: step++, queries: PRGE_QUERIES, firstQuery: 0, eps: 1e-2, flags: 0, input: batch }) as Promise<unknown>;
     try {
       if (typeof a.client.zoForward !== 'function') throw new Error('AgentClient has no zoForward() in this checkout');
       await batchedOp();

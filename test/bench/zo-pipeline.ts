@@ -24,9 +24,11 @@ const SEQ_LEN = 64;
 const QUERIES = 4; // 8 copies per micro-batch of one sequence
 const RANK = 8;
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '3' }, micros: { type: 'string', default: '8' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string', default: '3' }, micros: { type: 'string', default: '8' }, 'queries-per-op': { type: 'string', default: String(QUERIES) } } });
 const STEPS = Number(values.steps);
 const MICROS = Number(values.micros);
+const QUERIES_PER_OP = Number(values['queries-per-op']);
+const OPS = MICROS * (QUERIES / QUERIES_PER_OP); // ZO_FORWARD ops per step and stage
 
 /** Pins every thread of `pid` (the agent's pool is already started) to `cpu`. */
 function pin(pid: number, cpu: number): void {
@@ -67,7 +69,7 @@ async function timeSteps(stages: StageHandle[]): Promise<{ medianMs: number; los
   for (let step = 1; step <= STEPS + 1; step++) {
     if (step === 2) busyBefore = await Promise.all(stages.map(async (s) => (await s.client.stats()).busyUs));
     const t0 = performance.now();
-    const r = await zoStep(stages, syntheticMicros(step), { seed: 99, step, lr: 1e-3, queries: QUERIES, eps: 1e-2 });
+    const r = await zoStep(stages, syntheticMicros(step), { seed: 99, step, lr: 1e-3, queries: QUERIES, queriesPerOp: QUERIES_PER_OP, eps: 1e-2 });
     if (step > 1) times.push(performance.now() - t0);
     losses.push(r.loss);
     relayBytes = r.relayBytes;
@@ -86,7 +88,8 @@ async function main(): Promise<void> {
   try {
     await writeRandomLlama(join(dir, 'model'), SHAPE, 1);
     const folder = await openModelFolder(join(dir, 'model'));
-    console.log(`model: ${SHAPE.description}; micro-batch: ${2 * QUERIES} copies x ${SEQ_LEN} tokens, ${MICROS} per step, ${STEPS} timed steps`);
+    console.log(`model: ${SHAPE.description}; micro-batch: ${2 * QUERIES} copies x ${SEQ_LEN} tokens, ${MICROS} per step, ` +
+      `${2 * QUERIES_PER_OP} copies per op (${OPS} ops per step), ${STEPS} timed steps`);
 
     const one = await timeSteps(await startStages(folder, dir, [[0, SHAPE.numLayers]], agents));
     await Promise.all(agents.splice(0).map((a) => a.stop()));
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
     const sequencesPerStep = MICROS; // each micro-batch is one sequence, evaluated 2q times
     console.log(`1 agent, all layers, cpu 0:     ${one.medianMs.toFixed(0)} ms/step, ${(1000 * sequencesPerStep / one.medianMs).toFixed(2)} seq/s, busy ${one.busyMsPerStep.map((x) => x.toFixed(0)).join(' / ')} ms/step`);
     console.log(`2 agents, 2 layers each, cpu 0/1: ${two.medianMs.toFixed(0)} ms/step, ${(1000 * sequencesPerStep / two.medianMs).toFixed(2)} seq/s, relay ${two.relayMiB.toFixed(1)} MiB/step, busy ${two.busyMsPerStep.map((x) => x.toFixed(0)).join(' / ')} ms/step`);
-    console.log(`throughput ratio: ${(one.medianMs / two.medianMs).toFixed(2)}x (ideal ${(2 * MICROS / (MICROS + 1)).toFixed(2)}x); largest step-loss difference ${maxLossDiff.toExponential(1)}`);
+    console.log(`throughput ratio: ${(one.medianMs / two.medianMs).toFixed(2)}x (ideal ${(2 * OPS / (OPS + 1)).toFixed(2)}x); largest step-loss difference ${maxLossDiff.toExponential(1)}`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     await rm(dir, { recursive: true, force: true });

@@ -140,6 +140,35 @@ test('f16 relay: half the relayed bytes, copy losses within f16 rounding of the 
   f32.copyLosses.forEach((x, c) => assert.ok(relDiff(x, f16.copyLosses[c]) < 2e-3, `copy ${c}: f32 relay ${x}, f16 relay ${f16.copyLosses[c]}`));
 });
 
+test('queries split over ops (ZO_FORWARD first_query): the same copy losses and update, twice the ops', { skip }, async () => {
+  const lora = initialLora(folder.config, 0, LAYERS, RANK, LORA_MODULES, 7);
+  const o = { seed: SEED, lr: 1e-2, queries: QUERIES, eps: EPS };
+  const runs: { copyLosses: number[][]; ops: number[]; b: Map<string, Float32Array> }[] = [];
+  for (const queriesPerOp of [QUERIES, 1]) {
+    const st = await stages([[0, 2], [2, 5]], lora);
+    const copyLosses: number[][] = [];
+    const ops: number[] = [];
+    for (let step = 1; step <= 2; step++) {
+      const r = await zoStep(st, stepMicros(step, 3, 2), { ...o, step, queriesPerOp });
+      copyLosses.push(r.copyLosses);
+      ops.push(r.spans.filter((x) => x.stage === 0).length);
+    }
+    runs.push({ copyLosses, ops, b: await loraB(st) });
+    if (queriesPerOp === 1) {
+      await assert.rejects(zoStep(st, stepMicros(3, 3, 2), { ...o, step: 3, queries: 3, queriesPerOp: 2 }), /queries per op must divide the 3 queries, got 2/);
+    }
+    await stopAll();
+  }
+  const [whole, split] = runs;
+  assert.deepEqual(whole.ops, [3, 3]);
+  assert.deepEqual(split.ops, [3 * QUERIES, 3 * QUERIES]);
+  whole.copyLosses.forEach((losses, s) => losses.forEach((x, c) => {
+    assert.ok(relDiff(x, split.copyLosses[s][c]) < 1e-6, `step ${s + 1} copy ${c}: one op ${x} vs one query per op ${split.copyLosses[s][c]}`);
+  }));
+  const { maxDiff, maxAbs } = compareB(whole.b, split.b);
+  assert.ok(maxAbs > 1e-4 && maxDiff < 1e-6, `largest B difference ${maxDiff} (max |B| ${maxAbs})`);
+});
+
 /** Sequential MeZO on one whole-model agent with host-materialised perturbations (see the file comment). */
 async function mezoReference(steps: number, o: Omit<ZoStepOptions, 'step'>, micros: { count: number; size: number }, lora: NamedTensor[]): Promise<{ losses: number[]; b: Map<string, Float32Array> }> {
   const [whole] = await stages([[0, LAYERS]], lora);

@@ -507,6 +507,7 @@ test('zoForward, zoStep, profile and setSplit send the fixture bytes and return 
     seed: zf.seed as number,
     step: zf.step as number,
     queries: zf.queries as number,
+    firstQuery: zf.first_query as number,
     eps: zf.eps as number,
     flags: zf.flags as number,
     input: tensor(zf.input),

@@ -18,7 +18,7 @@ const bytes = (chunks: Uint8Array[]) => concatBytes(chunks);
 test('ZO_FORWARD: targets without mask, and unequal copy sums, are refused on encode', () => {
   const input = makeTensor('i32', [2, 1], new Int32Array([1, 2]));
   assert.throws(
-    () => encodeRequest('ZO_FORWARD', { seed: 1, step: 1, queries: 1, eps: 1e-3, flags: 0, input, targets: input }),
+    () => encodeRequest('ZO_FORWARD', { seed: 1, step: 1, queries: 1, firstQuery: 0, eps: 1e-3, flags: 0, input, targets: input }),
     /ZO_FORWARD request: targets and mask go together/,
   );
   assert.throws(
@@ -26,14 +26,14 @@ test('ZO_FORWARD: targets without mask, and unequal copy sums, are refused on en
     /2 copy_loss_sums but 1 copy_weight_sums/,
   );
   assert.throws(
-    () => encodeRequest('ZO_FORWARD', { seed: 2 ** 53, step: 1, queries: 1, eps: 1e-3, flags: 0, input }),
+    () => encodeRequest('ZO_FORWARD', { seed: 2 ** 53, step: 1, queries: 1, firstQuery: 0, eps: 1e-3, flags: 0, input }),
     /seed must be a non-negative safe integer/,
   );
 });
 
 test('ZO_FORWARD round trip with an f16 hidden input and a hidden reply', () => {
   const input = makeTensor('f16', [2, 1, 2], new Uint16Array([0x3c00, 0xbc00, 0x3800, 0x0001]));
-  const req = { seed: 0x1_0000_0001, step: 7, queries: 1, eps: 0.5, flags: 4, input };
+  const req = { seed: 0x1_0000_0001, step: 7, queries: 1, firstQuery: 6, eps: 0.5, flags: 4, input };
   assert.deepStrictEqual(decodeRequest('ZO_FORWARD', bytes(encodeRequest('ZO_FORWARD', req))), req);
   const hidden = makeTensor('f32', [2, 1, 2], new Float32Array([1, -2, 3, -4]));
   const rep = { outputKind: 0 as const, hidden };

@@ -135,7 +135,7 @@ test('measureStages sends SET_SPLIT to a GPU agent and not to an agent whose Ope
     },
   });
   const facts = (serial: string) => ({ serial, budgetBytes: 2 ** 33 });
-  const shape = { microBatchSize: 4, seqLen: 256, mode: 'backprop' as const, zoQueries: 1, relay: 'f16' as const, weightFormat: 'f32' as const };
+  const shape = { microBatchSize: 4, seqLen: 256, mode: 'backprop' as const, zoQueries: 1, zoQueriesPerOp: 1, relay: 'f16' as const, weightFormat: 'f32' as const };
   const [g, c] = await measureStages(config, [stage('gpu-phone', 'gpu'), stage('pocl-host', 'cpu')], facts, shape);
   const want = chooseHeadSplit(config, reply);
   assert.ok(g.splitApplied && g.splitError === undefined, g.splitError);
@@ -202,7 +202,7 @@ test('measureStages profiles every stage at once (as they compute in training) a
     },
   });
   const facts = (serial: string) => ({ serial, budgetBytes: 2 ** 33 });
-  const shape = { microBatchSize: 4, seqLen: 256, mode: 'backprop' as const, zoQueries: 1, relay: 'f16' as const, weightFormat: 'f32' as const };
+  const shape = { microBatchSize: 4, seqLen: 256, mode: 'backprop' as const, zoQueries: 1, zoQueriesPerOp: 1, relay: 'f16' as const, weightFormat: 'f32' as const };
   const n = config.numLayers;
   const out = await measureStages(config, [stage('a', 0, 2), stage('b', 2, 4), stage('c', 4, n)], facts, shape);
   assert.deepEqual(out.map((m) => m.serial), ['a', 'b', 'c'], 'in stage order');

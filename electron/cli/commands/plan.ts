@@ -10,6 +10,7 @@ import { DEFAULT_TRAIN_SETTINGS } from '../../core/train/job.js';
 import { UsageError, parseCount } from '../args.js';
 import { isWeightFormat, WEIGHT_FORMATS } from '../../core/model/quantize.js';
 import { planPipeline } from '../../core/plan/partition.js';
+import { defaultZoQueriesPerOp, opBatchSize } from '../../core/plan/zo-ops.js';
 import { defaultDeviceProfile, DEFAULT_LINK_BYTES_PER_SEC, DEFAULT_PHONE_GFLOPS } from '../../core/plan/default-profile.js';
 
 export async function planCommand(argv: string[]): Promise<void> {
@@ -27,6 +28,7 @@ export async function planCommand(argv: string[]): Promise<void> {
       rank: { type: 'string' },
       mode: { type: 'string' },
       queries: { type: 'string' },
+      'queries-per-op': { type: 'string' },
       json: { type: 'boolean' },
     },
   });
@@ -35,21 +37,27 @@ export async function planCommand(argv: string[]): Promise<void> {
   if (!isWeightFormat(weightFormat)) throw new UsageError(`--weight-format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${weightFormat}"`);
   const mode = values.mode ?? 'backprop';
   if (mode !== 'backprop' && mode !== 'zo') throw new UsageError(`--mode must be backprop or zo, got "${mode}"`);
+  const microBatchSize = parseCount(values['micro-batch-size'], '--micro-batch-size', d.microBatchSize);
+  const seqLen = parseCount(values['seq-len'], '--seq-len', d.seqLen);
+  const zoQueries = parseCount(values.queries, '--queries', d.zoQueries);
+  const zoQueriesPerOp = parseCount(values['queries-per-op'], '--queries-per-op', defaultZoQueriesPerOp(zoQueries, microBatchSize, seqLen));
+  if (zoQueries % zoQueriesPerOp !== 0) throw new UsageError(`--queries-per-op must divide --queries (${zoQueries}), got ${zoQueriesPerOp}`);
   const settings = {
     loraRank: parseCount(values.rank, '--rank', d.loraRank),
-    microBatchSize: parseCount(values['micro-batch-size'], '--micro-batch-size', d.microBatchSize),
-    seqLen: parseCount(values['seq-len'], '--seq-len', d.seqLen),
+    microBatchSize,
+    seqLen,
     microBatches: parseCount(values['micro-batches'], '--micro-batches', d.microBatches),
     weightFormat,
     mode: mode as 'backprop' | 'zo',
-    zoQueries: parseCount(values.queries, '--queries', 4),
+    zoQueries,
+    zoQueriesPerOp,
   };
   const modelDir = resolve(values.model ?? bundledPaths().modelDir);
   const { config } = await openModel(modelDir);
 
   const { devices } = await phonesFromOptions(values);
 
-  const rows = settings.microBatchSize * settings.seqLen * (mode === 'zo' ? 2 * settings.zoQueries : 1);
+  const rows = opBatchSize(settings) * settings.seqLen;
   const profiles = devices.map((x) => defaultDeviceProfile(config, x.serial, x.budgetBytes, rows, settings.seqLen));
   const plan = planPipeline(config, profiles, settings);
   const assumption = `speeds assumed, not measured: ${DEFAULT_PHONE_GFLOPS} GFLOP/s per phone, adb link ${DEFAULT_LINK_BYTES_PER_SEC / 1e6} MB/s; no GPU split without a PROFILE`;

@@ -40,6 +40,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       mode: { type: 'string' },
       'zo-queries': { type: 'string' },
       'zo-eps': { type: 'string' },
+      'zo-queries-per-op': { type: 'string' },
       ...DATASET_ARG_OPTIONS,
     },
   });
@@ -57,6 +58,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (!(mode in TRAINING_MODES)) throw new UsageError(`--mode must be one of ${Object.keys(TRAINING_MODES).join(', ')}, got "${values.mode}"`);
   const zoEps = values['zo-eps'] === undefined ? d.zoEps : Number(values['zo-eps']);
   if (!(zoEps > 0)) throw new UsageError(`--zo-eps must be a positive number, got "${values['zo-eps']}"`);
+  const zoQueries = parseCount(values['zo-queries'], '--zo-queries', d.zoQueries);
+  const zoQueriesPerOp = values['zo-queries-per-op'] === undefined ? undefined : parseCount(values['zo-queries-per-op'], '--zo-queries-per-op', 1);
+  if (zoQueriesPerOp !== undefined && zoQueries % zoQueriesPerOp !== 0) {
+    throw new UsageError(`--zo-queries-per-op must divide --zo-queries (${zoQueries}), got ${zoQueriesPerOp}`);
+  }
   // --resume: the run's own model, data and settings (from its latest checkpoint) replace the command line's.
   const resumeFrom = values.resume === undefined ? undefined : resolve(values.resume);
   const resumeCk = resumeFrom ? await readLatestCheckpoint(resumeFrom) : null;
@@ -94,7 +100,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     relay,
     checkpointEvery,
     mode: mode as TrainingMode,
-    zoQueries: parseCount(values['zo-queries'], '--zo-queries', d.zoQueries),
+    zoQueries,
+    zoQueriesPerOp,
     zoEps,
     resumeFrom,
     onEvent: (e) => printEvent(e, json),

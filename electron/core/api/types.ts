@@ -77,6 +77,7 @@ export interface PipelineSpan {
   stage: number;
   serial: string;
   kind: 'F' | 'B';
+  /** The micro-batch; in P-RGE the op of the step (several ops per micro-batch when its queries are split). */
   micro: number;
   startMs: number;
   endMs: number;

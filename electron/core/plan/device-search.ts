@@ -5,6 +5,7 @@ import type { ModelConfig } from '../model/hf-config.js';
 import type { DeviceProfile, PlanSettings } from './partition.js';
 import { boundaryMs, layoutStepMs, StageTable } from './stage-cost.js';
 import { bottlenecksSkipping, splitOrdered, splitSkipping, type Split } from './stage-dp.js';
+import { opsPerStep } from './zo-ops.js';
 
 /** Up to this many devices every ordered subset is tried (1,956 for 6); beyond, the bounded search. */
 export const MAX_EXHAUSTIVE_DEVICES = 6;
@@ -280,7 +281,7 @@ export function chooseDevices(c: ModelConfig, devices: readonly DeviceProfile[],
     // The second pass (the costly one) only where it can matter: per stage count, the orders within 5% of its least
     // bottleneck, stage counts by the uniform-pipeline estimate (m + k - 1) x bottleneck, and none once the
     // bottleneck stage's own m micro-batches (its transfers aside, which overlap) outlast the best step found.
-    const m = t.microBatches;
+    const m = opsPerStep(t);
     const maxTransferMs = Math.max(...devices.map((d) => 2 * boundaryMs(c, t, d) * (t.mode === 'zo' ? 1 : 2)));
     const least = Array.from({ length: Math.min(n, L) }, (_, k) => Math.min(...caps.map((cs) => cs[k])));
     const counts = least.map((_, k) => k).filter((k) => least[k] < Infinity).sort((x, y) => (m + x) * least[x] - (m + y) * least[y]);

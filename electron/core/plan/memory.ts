@@ -3,6 +3,7 @@
 // lora.cpp bytes_needed, session.cpp's FORWARD budget check), so a plan that fits here is one the agent's
 // --memory-budget-mb check accepts; a measured process overhead (calibrated against STATS peak_rss_bytes by
 // test/integration/plan-memory-calibration.test.ts) turns that into the resident memory the phone really sees.
+import { opBatchSize } from './zo-ops.js';
 import type { ModelConfig } from '../model/hf-config.js';
 import { isGroupedFormat, matrixBytes, QUANT_GROUP, type WeightFormat } from '../model/quantize.js';
 
@@ -29,8 +30,10 @@ export interface TrainShape {
   recompute?: boolean;
   /** 'backprop' (1F1B, kept activations) or 'zo' (P-RGE: forward of 2*queries copies, nothing kept). */
   mode?: 'backprop' | 'zo';
-  /** P-RGE queries q (zo mode): the forward batch is 2q copies of the micro-batch. */
+  /** P-RGE queries q (zo mode): each micro-batch is evaluated as 2q copies. */
   zoQueries?: number;
+  /** Queries per ZO_FORWARD op (divides q; default q): an op's batch is 2·zoQueriesPerOp copies (zo-ops.ts). */
+  zoQueriesPerOp?: number;
   /**
    * Resident bytes of the idle agent on this device (STATS rss right after HELLO): binary, libc, thread pool and,
    * above all, the OpenCL driver when one is loaded (PoCL: ~79 MiB; a phone's vendor driver differs), which only
@@ -189,7 +192,7 @@ export function stageMemory(c: ModelConfig, s: StageShape, t: TrainShape): Stage
   const layers = s.layerEnd - s.layerStart;
   const weightBytes = stageWeightBytes(c, s, t.weightFormat ?? 'f32');
   const loraBytes = layers * layerLoraStateBytes(c, t.loraRank, t.targetMask ?? ALL_MODULES_MASK, t.trainA ?? false);
-  const B = t.mode === 'zo' ? t.microBatchSize * 2 * (t.zoQueries ?? 1) : t.microBatchSize;
+  const B = opBatchSize(t);
   const T = t.seqLen;
   let keptActivation = 0;
   let scratchBytes: number;

@@ -8,6 +8,7 @@ import { evaluateLayout, planPipeline, PlanError, type DeviceProfile, type Pipel
 import { defaultDeviceProfile, DEFAULT_LINK_BYTES_PER_SEC, DEFAULT_PHONE_GFLOPS } from './default-profile.js';
 import { bubbleFraction } from './simulator.js';
 import { theoreticalBubble } from './measured-bubble.js';
+import { opBatchSize, opsPerStep } from './zo-ops.js';
 
 export type { LayoutStage, PlanPreview, PlanPreviewStage } from '../api/plan-types.js';
 
@@ -19,7 +20,7 @@ export const PREVIEW_ASSUMPTION =
 
 /** Default profiles for these devices at these settings (rows per micro-batch as the planner counts them). */
 export function defaultProfiles(c: ModelConfig, devices: readonly PlanDevice[], t: PreviewSettings): DeviceProfile[] {
-  const rows = t.microBatchSize * t.seqLen * (t.mode === 'zo' ? 2 * (t.zoQueries ?? 1) : 1);
+  const rows = opBatchSize(t) * t.seqLen;
   return devices.map((d) => defaultDeviceProfile(c, d.serial, d.budgetBytes, rows, t.seqLen));
 }
 
@@ -89,7 +90,7 @@ export function previewPlan(c: ModelConfig, devices: readonly PlanDevice[], t: P
     stepMs: plan.stepMs,
     tokensPerSec: plan.tokensPerSec,
     bubble: bubbleFraction(plan.sim),
-    theoreticalBubble: theoreticalBubble(plan.stages.length, t.microBatches),
+    theoreticalBubble: theoreticalBubble(plan.stages.length, opsPerStep(t)),
     assumption: PREVIEW_ASSUMPTION,
     settings: { mode: t.mode, weightFormat: t.weightFormat ?? 'f32', seqLen: t.seqLen, microBatches: t.microBatches, microBatchSize: t.microBatchSize, loraRank: t.loraRank },
   };

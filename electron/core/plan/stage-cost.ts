@@ -4,6 +4,7 @@ import type { ModelConfig } from '../model/hf-config.js';
 import { AGENT_BASE_OVERHEAD_BYTES, stageBytes, type StageShape, type TrainShape } from './memory.js';
 import type { DeviceProfile, PlanSettings } from './partition.js';
 import { simulate, simulateStepMs, type SimResult, type SimStage } from './simulator.js';
+import { opBatchSize, opsPerStep } from './zo-ops.js';
 
 const F32_BYTES = 4;
 
@@ -17,9 +18,9 @@ export function trainShape(t: PlanSettings, after: number, d: DeviceProfile): Tr
   return { ...t, microBatchesInFlight: Math.min(after + 1, t.microBatches), agentBaseBytes: d.agentBaseBytes, matmulRowBlock: d.matmulRowBlock };
 }
 
-/** Boundary tensor transfer of one micro-batch over one device's link: [B, T, hidden] f32 (x2q copies in zo). */
+/** Boundary tensor transfer of one op over one device's link: [B, T, hidden] f32 (B x2·queriesPerOp in zo). */
 export function boundaryMs(c: ModelConfig, t: PlanSettings, d: DeviceProfile): number {
-  const rows = t.microBatchSize * t.seqLen * (t.mode === 'zo' ? 2 * (t.zoQueries ?? 1) : 1);
+  const rows = opBatchSize(t) * t.seqLen;
   return ((rows * c.hiddenSize * F32_BYTES) / d.linkBytesPerSec) * 1000;
 }
 
@@ -124,10 +125,10 @@ function optimizerMs(t: PlanSettings, devs: readonly DeviceProfile[]): number {
 
 /** The simulated step of devices `devs` (stage order) over layer cuts `cuts` (S + 1 boundaries from 0 to L). */
 export function simulateLayout(c: ModelConfig, t: PlanSettings, devs: readonly DeviceProfile[], cuts: readonly number[]): SimResult {
-  return simulate(simStages(c, t, devs, cuts), t.microBatches, t.mode === 'zo' ? 'zo' : 'backprop', optimizerMs(t, devs));
+  return simulate(simStages(c, t, devs, cuts), opsPerStep(t), t.mode === 'zo' ? 'zo' : 'backprop', optimizerMs(t, devs));
 }
 
 /** simulateLayout's step time alone (the search's fast path). */
 export function layoutStepMs(c: ModelConfig, t: PlanSettings, devs: readonly DeviceProfile[], cuts: readonly number[]): number {
-  return simulateStepMs(simStages(c, t, devs, cuts), t.microBatches, t.mode === 'zo' ? 'zo' : 'backprop') + optimizerMs(t, devs);
+  return simulateStepMs(simStages(c, t, devs, cuts), opsPerStep(t), t.mode === 'zo' ? 'zo' : 'backprop') + optimizerMs(t, devs);
 }

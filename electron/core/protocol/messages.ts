@@ -138,11 +138,15 @@ export interface StatsReply {
   /** That zone's type, e.g. "cpu-1-4-usr"; present together with temperatureMillicelsius. */
   temperatureZone?: string;
 }
-/** P-RGE batched forward: the batch holds 2 * queries copies (copy-major), copy 2i at +eps, 2i+1 at -eps. */
+/**
+ * P-RGE batched forward: the batch holds 2 * queries copies (copy-major), copy 2j at +eps, 2j+1 at -eps of the
+ * step's query firstQuery + j, so a step's queries may be spread over several requests.
+ */
 export interface ZoForwardRequest {
   seed: number; // u64, kept below 2^53 by the host
   step: number; // u32
   queries: number; // u32, >= 1
+  firstQuery: number; // u32, firstQuery + queries <= 1024
   eps: number; // f32
   flags: number; // u32: only FORWARD_FLAG_RELAY_F16 (the hidden reply in f16)
   input: Tensor; // i32 [B, T] tokens on the first stage, f32 or f16 [B, T, hidden] otherwise; B % (2 * queries) == 0
@@ -475,7 +479,8 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
       if ((v.targets === undefined) !== (v.mask === undefined)) {
         throw new ProtocolError('ZO_FORWARD request: targets and mask go together (last stage) or not at all');
       }
-      w.u64(v.seed, 'seed').u32(v.step, 'step').u32(v.queries, 'queries').f32(v.eps, 'eps').u32(v.flags, 'flags');
+      w.u64(v.seed, 'seed').u32(v.step, 'step').u32(v.queries, 'queries').u32(v.firstQuery, 'first_query');
+      w.f32(v.eps, 'eps').u32(v.flags, 'flags');
       writeTensor(w, v.input, 'input');
       w.u8(v.targets ? 1 : 0, 'has_targets');
       if (v.targets && v.mask) {
@@ -488,6 +493,7 @@ const CODECS: { [C in CommandName]: Codec<Requests[C], Replies[C]> } = {
         seed: r.u64('seed'),
         step: r.u32('step'),
         queries: r.u32('queries'),
+        firstQuery: r.u32('first_query'),
         eps: r.f32('eps'),
         flags: r.u32('flags'),
         input: readTensor(r, 'input'),

@@ -13,6 +13,7 @@ import { loadModelTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import type { NamedTensor } from '../protocol/messages.js';
 import { partitionLayers, planPipeline, type DeviceProfile, type PlanDevice, type PlannedStage } from '../plan/partition.js';
 import { measuredBubble } from '../plan/measured-bubble.js';
+import { checkZoQueriesPerOp, defaultZoQueriesPerOp, opsPerStep } from '../plan/zo-ops.js';
 import { plannedFromLayout as givenLayout, type LayoutStage } from '../plan/plan-preview.js';
 import type { PauseGate } from './pause-gate.js';
 import { measureStages } from './profile-plan.js';
@@ -92,6 +93,11 @@ export interface TrainJobOptions {
   zoQueries?: number;
   zoEps?: number;
   /**
+   * P-RGE: queries whose 2 copies each ride in one ZO_FORWARD op (a divisor of zoQueries). Default: the smallest
+   * that keeps an op at MIN_ZO_OP_ROWS rows (plan/zo-ops.ts), so a multi-phone pipeline fills on small ops.
+   */
+  zoQueriesPerOp?: number;
+  /**
    * Continue this run folder from its latest checkpoint, in the same folder. The settings that shape the numbers
    * (RESUMABLE_SETTINGS) come from the checkpoint, so the continuation equals an uninterrupted run; devices and the
    * deployer are this call's (the plan is made again for them).
@@ -113,8 +119,8 @@ export interface StepContext {
   relay: RelayDtype;
   /** The run's seed: with `step` it keys P-RGE's perturbation directions on every stage. */
   seed: number;
-  /** P-RGE: directions per step and perturbation size. */
-  zo: { queries: number; eps: number };
+  /** P-RGE: directions per step, how many ride in one ZO_FORWARD, and the perturbation size. */
+  zo: { queries: number; queriesPerOp: number; eps: number };
 }
 export type TrainStepFn = (stages: StageHandle[], micros: MicroBatch[], ctx: StepContext) => Promise<StepOutcome>;
 
@@ -133,7 +139,7 @@ export const TRAINING_MODES = {
  * the reported "gradient norm" is that of the q projected gradients.
  */
 async function zoTrainStep(stages: StageHandle[], micros: MicroBatch[], ctx: StepContext): Promise<StepOutcome> {
-  const r = await zoStep(stages, micros, { seed: ctx.seed, step: ctx.step, lr: ctx.lr, queries: ctx.zo.queries, eps: ctx.zo.eps, relay: ctx.relay });
+  const r = await zoStep(stages, micros, { seed: ctx.seed, step: ctx.step, lr: ctx.lr, queries: ctx.zo.queries, queriesPerOp: ctx.zo.queriesPerOp, eps: ctx.zo.eps, relay: ctx.relay });
   return { loss: r.loss, gradNorm: Math.hypot(...r.projectedGradients), relayBytes: r.relayBytes, spans: r.spans };
 }
 export type TrainingMode = keyof typeof TRAINING_MODES;
@@ -142,7 +148,7 @@ export type TrainingMode = keyof typeof TRAINING_MODES;
 export const RESUMABLE_SETTINGS = [
   'modelDir', 'datasetPath', 'steps', 'microBatches', 'microBatchSize', 'seqLen', 'loraRank', 'loraAlpha', 'loraModules', 'weightFormat',
   'peakLr', 'warmupSteps', 'maxGradNorm', 'weightDecay', 'seed', 'validationFraction', 'evalSequences', 'dataset', 'relay',
-  'checkpointEvery', 'mode', 'zoQueries', 'zoEps',
+  'checkpointEvery', 'mode', 'zoQueries', 'zoEps', 'zoQueriesPerOp',
 ] as const satisfies ReadonlyArray<keyof TrainJobOptions>;
 
 /** AdamW's fixed hyper-parameters (the LR comes from the schedule). */
@@ -326,7 +332,11 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
   const planFor = (planned: PlannedStage[]): TrainPlan => ({ stages: planned, microBatches: o.microBatches, microBatchSize: o.microBatchSize, seqLen: o.seqLen });
   let devices = o.devices;
   // Measured planning (profile-plan.ts): filled after the first deploy; later (re)plans use the measured profiles.
-  const planSettings = { ...shape, microBatches: o.microBatches, mode, zoQueries: o.zoQueries ?? DEFAULT_TRAIN_SETTINGS.zoQueries, targetMask: targetMask(o.loraModules) };
+  const zoQueries = o.zoQueries ?? DEFAULT_TRAIN_SETTINGS.zoQueries;
+  const zoQueriesPerOp = o.zoQueriesPerOp ?? defaultZoQueriesPerOp(zoQueries, o.microBatchSize, o.seqLen);
+  checkZoQueriesPerOp(zoQueries, zoQueriesPerOp);
+  const planSettings = { ...shape, microBatches: o.microBatches, mode, zoQueries, zoQueriesPerOp, targetMask: targetMask(o.loraModules) };
+  const opsPerStepOf = opsPerStep(planSettings);
   const measuredProfiles = new Map<string, DeviceProfile>();
   const headSplits = new Map<string, StageMeasurement['split']>();
   const idleRssBytes = new Map<string, number>();
@@ -405,7 +415,7 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
     const recorded = (previous.planning as PlanningRecord | undefined)?.headSplits ?? [];
     const resumedSplits = ck ? new Map(recorded.map((h) => [h.serial, h.applied ? h : { ...h, gpuKvGroups: 0, gpuMlpCols: 0 }])) : undefined;
     const budgetOf = (serial: string) => devices.find((d) => d.serial === serial)!.budgetBytes;
-    const shapeOf = () => ({ microBatchSize: o.microBatchSize, seqLen: o.seqLen, mode, zoQueries: planSettings.zoQueries, relay, weightFormat: o.weightFormat });
+    const shapeOf = () => ({ microBatchSize: o.microBatchSize, seqLen: o.seqLen, mode, zoQueries, zoQueriesPerOp, relay, weightFormat: o.weightFormat });
     const measured = await measureStages(folder.config, planned.map((st, s) => ({ ...st, client: stages[s].client })),
       (serial) => ({ serial, budgetBytes: budgetOf(serial), idleRssBytes: idleRssBytes.get(serial) }), shapeOf(), resumedSplits);
     for (const m of measured) {
@@ -440,13 +450,13 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
       planned = plannedStages(deployed);
       plan = planFor(planned);
       summary.plan = plan;
-      return planningRecord(measured.map((m) => ({ ...m, device: fresh.get(m.serial)! })), deployed, o.microBatches, r);
+      return planningRecord(measured.map((m) => ({ ...m, device: fresh.get(m.serial)! })), deployed, opsPerStepOf, r);
     }
     // Same layout and agents; its predicted bytes now use the measured idle RSS and CPU kernel.
     planned = plannedStages(r.current);
     plan = planFor(planned);
     summary.plan = plan;
-    return planningRecord(measured, r.current, o.microBatches, r);
+    return planningRecord(measured, r.current, opsPerStepOf, r);
   };
 
   // Where training stands; a checkpoint is a copy of this plus the adapters.
@@ -507,7 +517,8 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
       Object.assign(summary, { evalLossBefore, samplesBefore });
     }
 
-    phase('train', `${o.steps} steps from step ${loop.step + 1}, ${o.microBatches} micro-batches of ${o.microBatchSize}x${o.seqLen} tokens, ${mode}, ` +
+    const zoOps = mode === 'zo' ? ` (${zoQueries} queries, ${zoQueriesPerOp} per op: ${opsPerStepOf} ops per stage and step)` : '';
+    phase('train', `${o.steps} steps from step ${loop.step + 1}, ${o.microBatches} micro-batches of ${o.microBatchSize}x${o.seqLen} tokens, ${mode}${zoOps}, ` +
       `relay ${relay}, checkpoint every ${checkpointEvery}`);
     const meter = new DeviceMeter();
     let trainMs = 0;
@@ -536,7 +547,7 @@ export async function runTrainJob(options: TrainJobOptions): Promise<TrainJobRes
         const weight = micros.reduce((sum, mb) => sum + mb.maskSum, 0);
         const lr = learningRate(schedule, step);
         const t0 = performance.now();
-        const out = await trainStep(stages, micros, { step, lr, weight, adamw, relay, seed: o.seed, zo: { queries: o.zoQueries ?? DEFAULT_TRAIN_SETTINGS.zoQueries, eps: o.zoEps ?? DEFAULT_TRAIN_SETTINGS.zoEps } });
+        const out = await trainStep(stages, micros, { step, lr, weight, adamw, relay, seed: o.seed, zo: { queries: zoQueries, queriesPerOp: zoQueriesPerOp, eps: o.zoEps ?? DEFAULT_TRAIN_SETTINGS.zoEps } });
         const stepMs = performance.now() - t0;
         // Only a completed step moves the cursor: a step lost to a failure is replayed from the checkpoint.
         loop.step = step;

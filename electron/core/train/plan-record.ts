@@ -7,17 +7,18 @@ import { theoreticalBubble } from '../plan/measured-bubble.js';
 import type { Replan, StageMeasurement } from './measured-plan.js';
 
 /** run.json's `planning`: the measured profiles, head splits and the deployed plan's predictions. */
-export function planningRecord(measured: StageMeasurement[], plan: PipelinePlan, microBatches: number, r: Replan) {
+/** `ops`: ops per stage and step (micro-batches; zo-ops.ts opsPerStep in P-RGE). */
+export function planningRecord(measured: StageMeasurement[], plan: PipelinePlan, ops: number, r: Replan) {
   return {
     profiles: measured.map((m) => ({ ...m.device, backends: m.profile.backends, shape: m.profile.shape, reps: m.profile.reps })),
     headSplits: measured.map((m) => ({ serial: m.serial, ...m.split, applied: m.splitApplied, why: m.splitError })),
     layout: plan.stages.map((s) => ({ serial: s.serial, layerStart: s.layerStart, layerEnd: s.layerEnd })),
     predictedStepMs: plan.stepMs,
     predictedBubble: bubbleFraction(plan.sim),
-    theoreticalBubble: theoreticalBubble(plan.stages.length, microBatches),
+    theoreticalBubble: theoreticalBubble(plan.stages.length, ops),
     predictedBytes: plan.stages.map((s) => ({ serial: s.serial, bytes: s.predictedBytes, budgetBytes: s.budgetBytes })),
-    // Each stage's compute per step (every micro-batch's forward + backward): what its agent's STATS busy time measures.
-    predictedBusyMs: plan.stages.map((s) => ({ serial: s.serial, forwardMs: s.forwardMs, backwardMs: s.backwardMs, perStepMs: microBatches * (s.forwardMs + s.backwardMs) })),
+    // Each stage's compute per step (every op's forward + backward): what its agent's STATS busy time measures.
+    predictedBusyMs: plan.stages.map((s) => ({ serial: s.serial, forwardMs: s.forwardMs, backwardMs: s.backwardMs, perStepMs: ops * (s.forwardMs + s.backwardMs) })),
     replan: { redeployed: r.redeploy, gain: r.gain, reason: r.reason, proposedStepMs: r.proposed.stepMs, deployedStepMs: r.current.stepMs },
   };
 }

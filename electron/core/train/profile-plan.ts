@@ -8,6 +8,7 @@ import type { Tensor } from '../protocol/tensor.js';
 import type { OpenclDeviceType } from '../protocol/agent-client.js';
 import type { RelayDtype } from '../api/types.js';
 import { chooseHeadSplit, kvGroupStepFor, type HeadSplit } from '../plan/head-split.js';
+import { opBatchSize } from '../plan/zo-ops.js';
 import { isGroupedFormat, QUANT_GROUP, type WeightFormat } from '../model/quantize.js';
 import { headSplitDecision, profileToDeviceProfile, splitEntries, type DeviceFacts, type StageMeasurement } from './measured-plan.js';
 
@@ -132,12 +133,12 @@ export interface ProfilableStage {
  */
 export async function measureStages(
   c: ModelConfig, stages: ProfilableStage[], facts: (serial: string) => Omit<DeviceFacts, 'split' | 'linkBytesPerSec' | 'opOverheadMs' | 'backends'>,
-  shape: { microBatchSize: number; seqLen: number; mode: 'backprop' | 'zo'; zoQueries: number; relay: RelayDtype; weightFormat: WeightFormat },
+  shape: { microBatchSize: number; seqLen: number; mode: 'backprop' | 'zo'; zoQueries: number; zoQueriesPerOp: number; relay: RelayDtype; weightFormat: WeightFormat },
   /** A resume's recorded splits, per serial: reused so the continuation computes exactly as the run it continues. */
   keepSplits?: ReadonlyMap<string, HeadSplit>,
 ): Promise<StageMeasurement[]> {
-  // A P-RGE micro-batch is one ZO_FORWARD of its 2q perturbed copies: the planner's unit of work in zo mode.
-  const batch = shape.microBatchSize * (shape.mode === 'zo' ? 2 * shape.zoQueries : 1);
+  // A P-RGE op is one ZO_FORWARD of 2·queriesPerOp perturbed copies: the planner's unit of work in zo mode.
+  const batch = opBatchSize(shape);
   const profiled = await Promise.all(stages.map(async (st) => {
     const rssBeforeBytes = (await st.client.stats()).rssBytes;
     const profile = await st.client.profile({ batch, seqLen: shape.seqLen, reps: PROFILE_REPS });

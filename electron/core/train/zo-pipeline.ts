@@ -1,11 +1,12 @@
-// The forward-only pipeline pass of P-RGE: every micro-batch goes through the stages as one ZO_FORWARD holding its
-// 2q perturbed copies, stages overlapping on different micro-batches, and the last stage's per-copy loss sums are
-// accumulated over the step. Not the update (zo-step.ts) and not the backprop 1F1B pass (pipeline.ts).
+// The forward-only pipeline pass of P-RGE: every micro-batch goes through the stages as ZO_FORWARD ops holding its
+// perturbed copies, stages overlapping on different ops, and the last stage's per-copy loss sums are accumulated
+// over the step. Not the update (zo-step.ts) and not the backprop 1F1B pass (pipeline.ts).
 //
-// Why micro-batches are slices of the minibatch's sequences and not groups of copies: ZO_FORWARD keys copy 2i/2i+1
-// to z_i for i = 0 … queries−1 of the request, so a request cannot carry "queries 2 and 3" of a step; and keeping
-// all 2q copies in one request keeps the engine's batched low-rank path (one pass over the base weights for all
-// copies). docs/protocol.md defines the per-copy loss over all micro-batches of a step for exactly this split.
+// An op carries one micro-batch (a slice of the minibatch's sequences) with the copies of `queriesPerOp` of the
+// step's queries (ZO_FORWARD first_query says which): all 2q copies in one op by default, which keeps the engine's
+// batched low-rank path at its widest (one pass over the base weights for all copies); fewer per op gives the
+// pipeline more, smaller ops per step, so the fill and drain of a multi-stage pipeline cost less (plan/zo-ops.ts).
+// docs/protocol.md defines the per-copy loss over all micro-batches of a step for exactly this split.
 import type { PipelineSpan, RelayDtype } from '../api/types.js';
 import { FORWARD_FLAG_RELAY_F16, type Tensor } from '../protocol/messages.js';
 import type { MicroBatch, StageHandle } from './pipeline.js';
@@ -53,8 +54,8 @@ function slot<T>(): Slot<T> {
 }
 
 /**
- * Runs ZO_FORWARD of every micro-batch through `stages` (ordered first to last). Each stage handles the
- * micro-batches in order, so stage s works on micro-batch k while stage s+1 works on k−1. A request is sent the
+ * Runs ZO_FORWARD of every op (micro-batch i, query group g: op i·G + g) through `stages` (ordered first to last).
+ * Each stage handles the ops in order, so stage s works on op k while stage s+1 works on k−1. A request is sent the
  * moment its input exists, without waiting for the stage's previous reply (the client keeps a couple on the wire,
  * agent-client.ts pipelineDepth), so a stage with input waiting starts it as soon as it answers the one before.
  * `relay` f16 (ZO_FORWARD flags bit 2) has the agents answer hidden states as f16, which the next stage takes as is:
@@ -64,19 +65,25 @@ export async function runZoForwardPass(
   stages: StageHandle[],
   micros: MicroBatch[],
   zo: ZoPerturbation,
-  opts: { nowMs?: () => number; relay?: RelayDtype } = {},
+  opts: { nowMs?: () => number; relay?: RelayDtype; queriesPerOp?: number } = {},
 ): Promise<ZoPassResult> {
   if (stages.length === 0) throw new Error('P-RGE pass: no stages');
   if (micros.length === 0) throw new Error('P-RGE pass: no micro-batches');
   if (!Number.isInteger(zo.queries) || zo.queries < 1) throw new Error(`P-RGE pass: queries must be an integer >= 1, got ${zo.queries}`);
+  const perOp = opts.queriesPerOp ?? zo.queries;
+  if (!Number.isInteger(perOp) || perOp < 1 || zo.queries % perOp !== 0) {
+    throw new Error(`P-RGE pass: queries per op must divide the ${zo.queries} queries, got ${perOp}`);
+  }
   const S = stages.length;
-  const copies = 2 * zo.queries;
+  const groups = zo.queries / perOp;
+  const copies = 2 * perOp; // per op
+  const ops = micros.flatMap((mb) => Array.from({ length: groups }, (_, g) => ({ mb, firstQuery: g * perOp })));
   const flags = opts.relay === 'f16' ? FORWARD_FLAG_RELAY_F16 : 0;
   const now = opts.nowMs ?? (() => performance.now());
-  const inputs = stages.map(() => micros.map(() => slot<Tensor>()));
-  micros.forEach((mb, i) => inputs[0][i].resolve({ dtype: 'i32', dims: [copies * mb.batchSize, mb.seqLen], data: repeatCopies(mb.tokens, copies) }));
+  const inputs = stages.map(() => ops.map(() => slot<Tensor>()));
+  ops.forEach(({ mb }, k) => inputs[0][k].resolve({ dtype: 'i32', dims: [copies * mb.batchSize, mb.seqLen], data: repeatCopies(mb.tokens, copies) }));
 
-  const result: ZoPassResult = { copyLossSums: new Array(copies).fill(0), copyWeightSums: new Array(copies).fill(0), relayBytes: 0, spans: [] };
+  const result: ZoPassResult = { copyLossSums: new Array(2 * zo.queries).fill(0), copyWeightSums: new Array(2 * zo.queries).fill(0), relayBytes: 0, spans: [] };
   const failAll = (e: unknown) => {
     for (const row of inputs) for (const d of row) d.reject(e);
   };
@@ -87,13 +94,15 @@ export async function runZoForwardPass(
     // A span runs from when the agent could start the op (input there, previous op answered) to its reply.
     let prevEndMs = -Infinity;
     const replies: Promise<void>[] = [];
-    for (let i = 0; i < micros.length; i++) {
-      const input = await inputs[s][i].promise;
+    for (let k = 0; k < ops.length; k++) {
+      const input = await inputs[s][k].promise;
       const readyMs = now();
-      const mb = micros[i];
+      const { mb, firstQuery } = ops[k];
       const rows = copies * mb.batchSize;
       const handled = client.zoForward({
         ...zo,
+        queries: perOp,
+        firstQuery,
         flags,
         input,
         targets: last ? { dtype: 'i32', dims: [rows, mb.seqLen], data: repeatCopies(mb.targets, copies) } : undefined,
@@ -102,15 +111,16 @@ export async function runZoForwardPass(
         if (reply.outputKind === 1) {
           if (!last) throw new Error(`stage ${s} on ${serial} answered losses but is not the last stage (does it hold the head?)`);
           if (reply.copyLossSums.length !== copies) throw new Error(`${serial} returned ${reply.copyLossSums.length} copy losses for ${copies} copies`);
-          reply.copyLossSums.forEach((x, c) => (result.copyLossSums[c] += x));
-          reply.copyWeightSums.forEach((x, c) => (result.copyWeightSums[c] += x));
+          // The op's copy c is the step's copy 2·firstQuery + c.
+          reply.copyLossSums.forEach((x, c) => (result.copyLossSums[2 * firstQuery + c] += x));
+          reply.copyWeightSums.forEach((x, c) => (result.copyWeightSums[2 * firstQuery + c] += x));
         } else {
           if (last) throw new Error(`the last stage on ${serial} answered a hidden state, not losses (does it hold the head?)`);
           result.relayBytes += reply.hidden.data.byteLength;
-          inputs[s + 1][i].resolve(reply.hidden);
+          inputs[s + 1][k].resolve(reply.hidden);
         }
         const endMs = now();
-        result.spans.push({ stage: s, serial, kind: 'F', micro: i, startMs: Math.max(readyMs, prevEndMs), endMs });
+        result.spans.push({ stage: s, serial, kind: 'F', micro: k, startMs: Math.max(readyMs, prevEndMs), endMs });
         prevEndMs = endMs;
       });
       handled.catch(failAll); // a failed op releases the stages waiting on it at once

@@ -19,6 +19,8 @@ export interface ZoStepOptions {
   eps: number;
   /** Hidden states between stages as f16 or f32 (the default, as runPass). */
   relay?: RelayDtype;
+  /** Queries whose copies ride in one ZO_FORWARD (divides queries; default all): zo-pipeline.ts. */
+  queriesPerOp?: number;
   nowMs?: () => number;
 }
 
@@ -60,11 +62,11 @@ export function projectedGradients(copyLossSums: readonly number[], copyWeightSu
 
 /**
  * One ZO training step. `micros` are the step's micro-batches as collateBatch builds them (job.ts's `micros`); each
- * becomes one ZO_FORWARD of its 2q copies. Every stage is updated with the same (seed, step, g, lr), concurrently.
+ * becomes queries / queriesPerOp ZO_FORWARD ops of 2·queriesPerOp copies. Every stage is updated with the same (seed, step, g, lr), concurrently.
  */
 export async function zoStep(stages: StageHandle[], micros: MicroBatch[], o: ZoStepOptions): Promise<ZoStepResult> {
   const zo = { seed: o.seed, step: o.step, queries: o.queries, eps: o.eps };
-  const pass = await runZoForwardPass(stages, micros, zo, { nowMs: o.nowMs, relay: o.relay });
+  const pass = await runZoForwardPass(stages, micros, zo, { nowMs: o.nowMs, relay: o.relay, queriesPerOp: o.queriesPerOp });
   const { copyLosses, g } = projectedGradients(pass.copyLossSums, pass.copyWeightSums, o.eps);
   await Promise.all(stages.map((s) => s.client.zoStep({ seed: o.seed, step: o.step, lr: o.lr, g })));
   return {

@@ -9,6 +9,7 @@ import { openShell } from './services/shell.js';
 import { openSync } from './services/sync.js';
 import { openTcp } from './services/tcp.js';
 import { DeviceTransport, type ServiceStream, type StreamHandler } from './transport.js';
+import { MAX_PAYLOAD_BYTES_LIMIT } from './adb-message.js';
 
 export interface VirtualPhoneOptions {
   /** Loopback port to listen on; 0 picks a free one (read `port` after start()). */
@@ -122,7 +123,7 @@ export class VirtualPhone {
     const transport = new DeviceTransport(socket, {
       banner: { productName: 'vphone_x86_64', model: this.options.modelName.replace(/\s+/g, '_'), device: 'vphone_x86_64', features: [] },
       openService: (service, stream) => this.openService(service, stream),
-      maxPayloadBytes: 256 * 1024,
+      maxPayloadBytes: MAX_PAYLOAD_BYTES_LIMIT, // what adbd offers since Android 9: fewer WRTE/OKAY round trips per MiB
       isAuthorized: () => this.authorized,
       log: (line) => this.log(line),
     });
